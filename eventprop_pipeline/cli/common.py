@@ -1,0 +1,37 @@
+"""Options and helpers shared by several subcommands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..data.registry import DATASETS
+from ..data.spike_files import DATA_ROOT_ENV
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    # Accepted after the subcommand too: `eventprop evaluate ... --debug`.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full Python tracebacks on errors")
+
+
+def add_data_options(parser: argparse.ArgumentParser, *, split_default: str = "test") -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", default="synthetic", choices=DATASETS,
+                   help="data set (default: synthetic, built in, no download)")
+    g.add_argument("--data-root", default=None,
+                   help=f"folder holding SHD/ and SSC/ (default: ${DATA_ROOT_ENV} or ./datasets)")
+    g.add_argument("--split", default=split_default,
+                   help=f"split to use: train/test (SHD, synthetic) or train/valid/test (SSC); default {split_default}")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N samples")
+    g.add_argument("--graded", action="store_true", help="keep spike counts per bin instead of clipping to 1")
+    g.add_argument("--synthetic-seed", type=int, default=0, help="seed of the built-in synthetic data (default 0)")
+
+
+def progress_enabled() -> bool:
+    """tqdm bars only on a terminal (keeps logs and --json output clean)."""
+    return sys.stderr.isatty()
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))

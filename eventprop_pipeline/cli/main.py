@@ -1,0 +1,59 @@
+"""`eventprop`: the command-line entry point. Each subcommand lives in its own module of this package
+and exposes `register(subparsers)`, which adds its parser and sets `func(args) -> int`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import PipelineError
+
+SUBCOMMAND_MODULES = (
+    "eventprop_pipeline.cli.evaluate_cmd",
+    "eventprop_pipeline.cli.import_cmd",
+    "eventprop_pipeline.cli.data_cmd",
+    "eventprop_pipeline.cli.demo_cmd",
+)
+
+DESCRIPTION = """\
+Train recurrent spiking networks with Eventprop and deploy them to Intel Loihi 2.
+
+Typical flow:
+  eventprop import-mlgenn CKPT_DIR --epoch 29 --out model.npz   # or: eventprop train ...
+  eventprop evaluate model.npz --dataset shd --data-root datasets
+Run `eventprop COMMAND --help` for the options of each command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eventprop", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PipelineError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

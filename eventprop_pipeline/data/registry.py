@@ -1,0 +1,36 @@
+"""One entry point for every data set: load_dataset(name, split, ...)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import DataError
+from .events import SpikeDataset
+from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
+from .synthetic import SyntheticConfig, generate_split
+
+DATASETS = ("synthetic", "shd", "ssc")
+
+
+def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 1.0, timesteps: int = 1000,
+                 graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None
+                 ) -> SpikeDataset:
+    """Load one split, binned at dt (ms) into `timesteps` bins.
+
+    synthetic: generated in memory from `synthetic` (its own dt/timesteps are overridden by the
+    arguments so that data and network always agree). shd/ssc: read from `data_root`.
+    """
+    name = name.lower()
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "synthetic":
+        cfg = synthetic or SyntheticConfig()
+        if cfg.dt != dt or cfg.timesteps != timesteps:
+            cfg = SyntheticConfig(**{**cfg.to_dict(), "dt": dt, "timesteps": timesteps})
+        data = generate_split(cfg, split)
+        return data.subset(range(min(limit, len(data)))) if limit is not None else data
+    root = Path(data_root) if data_root is not None else default_data_root()
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; create it and place {SPEC[name][0]}/ "
+                        f"inside, or pass --data-root")
+    path = spike_file_path(name, split, root)
+    return read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit)

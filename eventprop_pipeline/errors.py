@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message on one line, without a traceback."""
+
+
+class PipelineError(Exception):
+    """Base class of every error caused by the user's input (files, options, data)."""
+
+
+class NetworkFileError(PipelineError):
+    """A network file is missing, truncated, corrupt or inconsistent."""
+
+
+class DataError(PipelineError):
+    """A data set is missing, unreadable or malformed."""
+
+
+class ConfigError(PipelineError):
+    """A configuration value or command-line option is invalid."""

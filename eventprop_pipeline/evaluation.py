@@ -1,0 +1,64 @@
+"""Data-set level evaluation of the float model, in memory-bounded batches with a progress bar."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .data.batching import iterate_batches
+from .data.events import SpikeDataset
+from .errors import DataError
+from .network import Network
+
+
+@dataclass
+class EvaluationResult:
+    pred: np.ndarray          # (N,) int64
+    label: np.ndarray         # (N,) int64
+    score: np.ndarray         # (N, n_out) readout values
+    hidden_spikes: np.ndarray  # (N,) total hidden spikes per sample
+    backend: str = "float"
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.pred == self.label)) if len(self.label) else float("nan")
+
+    def summary(self) -> dict:
+        return {"accuracy": self.accuracy, "n": int(len(self.label)), "correct": int((self.pred == self.label).sum()),
+                "backend": self.backend, "mean_hidden_spikes": float(np.mean(self.hidden_spikes)) if len(self.label) else 0.0}
+
+    def save_predictions(self, path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, pred=self.pred, label=self.label, score=self.score, hidden_spikes=self.hidden_spikes)
+
+
+def check_compatible(net: Network, data: SpikeDataset) -> None:
+    if data.n_channels != net.n_input:
+        raise DataError(f"{data.name}: {data.n_channels} input channels, but the network has {net.n_input} inputs")
+    if data.n_classes > net.n_output:
+        raise DataError(f"{data.name}: {data.n_classes} classes, but the network has only {net.n_output} outputs")
+
+
+def evaluate_float(net: Network, data: SpikeDataset, *, batch_size: int = 64, device="auto",
+                   progress: bool = False) -> EvaluationResult:
+    """Float (PyTorch) evaluation: every sample starts from a fresh state."""
+    from tqdm.auto import tqdm
+
+    from .model.forward import simulate
+
+    check_compatible(net, data)
+    n = len(data)
+    pred = np.zeros(n, np.int64)
+    score = np.zeros((n, net.n_output), np.float32)
+    spikes = np.zeros(n, np.int64)
+    with tqdm(total=n, desc="evaluate (float)", unit="sample", disable=not progress) as bar:
+        for idx, x, _ in iterate_batches(data, batch_size):
+            r = simulate(net, x, device=device)
+            score[idx] = r.readout
+            pred[idx] = r.prediction
+            spikes[idx] = r.hidden_spike_counts.sum(axis=1)
+            bar.update(len(idx))
+    return EvaluationResult(pred, data.labels.copy(), score, spikes, "float")
