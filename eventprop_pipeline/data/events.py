@@ -73,8 +73,8 @@ class SpikeDataset:
                             name or self.name)
 
     def spikes_per_sample(self) -> np.ndarray:
-        return np.add.reduceat(self.counts.astype(np.int64), self.offsets[:-1]) * (np.diff(self.offsets) > 0) \
-            if len(self.steps) else np.zeros(len(self), np.int64)
+        sample_of_event = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        return np.bincount(sample_of_event, weights=self.counts, minlength=len(self)).astype(np.int64)
 
 
 def from_events(sample_index: np.ndarray, steps: np.ndarray, units: np.ndarray, labels: np.ndarray, *,
