@@ -1,0 +1,278 @@
+"""Quantizer: hand-computed decays, steps, thresholds and clipping; range errors; the u-wrap warning;
+conversion loss on the mlGeNN fixture (float model vs bit-exact emulator); calibrate >= percentile."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from eventprop_pipeline.data.spike_files import read_spike_file
+from eventprop_pipeline.errors import PipelineError
+from eventprop_pipeline.mlgenn_import import import_mlgenn
+from eventprop_pipeline.network import Network
+from eventprop_pipeline.params import ModelParams
+from netx_export.fixed_point import FixedPointLayer
+from netx_export.hdf5_io import read_netx, write_netx
+from netx_export.limits import worst_case_u
+from netx_export.quantize import QuantizationError, UWrapWarning, quantize, threshold_mantissa
+
+from conftest import FIXTURE_DIR
+
+P = ModelParams()                                     # tau_mem 20, tau_syn 5, dt 1, v_thresh 1
+
+
+def small_net(hidden_value=0.3, readout_value=0.05, outlier=None, params=P, n_in=10, n_hid=10, n_out=4):
+    """Weights whose *scaled* values (times (1 - alpha) IScale) are +-hidden_value / +-readout_value."""
+    sign = lambda shape: np.where(np.indices(shape).sum(axis=0) % 2 == 0, 1.0, -1.0)  # noqa: E731
+    w_ih = hidden_value * sign((n_in, n_hid))
+    w_hh = hidden_value * sign((n_hid, n_hid))
+    w_ho = readout_value * sign((n_hid, n_out))
+    if outlier is not None:
+        w_ih[0, 1] = outlier
+    scale = (1 - params.alpha) * params.i_scale
+    return Network({"input_hidden": w_ih / scale, "hidden_hidden": w_hh / scale, "hidden_output": w_ho / scale},
+                   params)
+
+
+def quiet_quantize(net, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UWrapWarning)
+        return quantize(net, **kw)
+
+
+def test_decays_hand_computed():
+    # 4096 (1 - e^-0.2) = 742.48 -> 742; 4096 (1 - e^-0.05) = 199.77 -> 200
+    fx, _ = quiet_quantize(small_net())
+    for layer in fx.layers:
+        assert (layer.i_decay, layer.v_decay) == (742, 200)
+    # dt = 0.5 ms: 4096 (1 - e^-0.1) = 389.79 -> 390; 4096 (1 - e^-0.025) = 101.13 -> 101
+    fx, _ = quiet_quantize(small_net(params=ModelParams(dt=0.5, timesteps=2000)))
+    assert (fx.hidden.i_decay, fx.hidden.v_decay) == (390, 101)
+
+
+def test_percentile_steps_weights_threshold_and_clipping_8_bits():
+    # hidden: 199 of 200 scaled weights are +-0.3, one outlier 3.0 -> p99 = 0.3, floor(log2 0.3) = -2,
+    # q = 2^(-2 - 6) = 1/256; 0.3 * 256 = 76.8 -> 77; 3.0 * 256 = 768 saturates at 127 (1 of 200);
+    # vThMant = round(256 - 1/64) = 256. readout: 0.05 -> floor(log2) = -5, q = 2^-11, 0.05 * 2048 = 102.4 -> 102.
+    fx, rep = quiet_quantize(small_net(outlier=3.0))
+    assert fx.hidden.step == 2.0 ** -8 and fx.readout.step == 2.0 ** -11
+    assert fx.hidden.weight.dtype == np.int64 and fx.hidden.weight.shape == (10, 10)   # (post, pre)
+    assert fx.hidden.weight[1, 0] == 127                       # outlier input 0 -> hidden 1, saturated
+    others = np.delete(fx.hidden.weight.ravel(), 1 * 10 + 0)
+    assert set(np.abs(others).tolist()) == {77} and set(np.abs(fx.hidden.weight_rec).ravel().tolist()) == {77}
+    assert set(np.abs(fx.readout.weight).ravel().tolist()) == {102}
+    assert fx.hidden.vth_mant == 256 and fx.readout.vth_mant == 2**17
+    h = rep.layer("hidden")
+    assert (h.n_weights, h.n_clipped, h.clipped_fraction, h.bits_used) == (200, 1, 1 / 200, 8)
+    # RMS error: 199 weights off by 0.2/256, one by 3.0 - 127/256
+    expected = math.sqrt((199 * (0.2 / 256) ** 2 + (3.0 - 127 / 256) ** 2) / 200)
+    assert h.rms_error == pytest.approx(expected, rel=1e-6)       # weights are stored as float32
+    assert h.max_rel_error == pytest.approx((3.0 - 127 / 256) / 3.0, rel=1e-6)
+    assert rep.layer("readout").n_clipped == 0
+
+
+def test_percentile_steps_4_bits():
+    # q = 2^(floor(log2 0.3) - (4 - 2)) = 1/16: 0.3 * 16 = 4.8 -> 5 (range [-8, 7]); vThMant = round(16 - 1/64) = 16
+    fx, rep = quiet_quantize(small_net(), weight_bits=4)
+    assert fx.hidden.step == 1 / 16 and set(np.abs(fx.hidden.weight).ravel().tolist()) == {5}
+    assert fx.hidden.vth_mant == 16 and rep.layer("hidden").bits_used == 4
+
+
+def test_threshold_mantissa_respects_strict_comparison():
+    # Float: spike when v >= 64 v_thresh / q. Lava: spike when v > 64 vThMant, i.e. v >= 64 vThMant + 1.
+    assert threshold_mantissa(1.0, 1 / 256) == 256
+    assert threshold_mantissa(1.0, 1 / 100.5) == 100          # 6401 is nearer 6432 than 6465
+    rng = np.random.default_rng(3)
+    for ratio in rng.uniform(1, 5000, 200):
+        vth = threshold_mantissa(1.0, 1 / ratio)
+        target = 64 * ratio
+        best = min(abs(64 * k + 1 - target) for k in (vth - 1, vth, vth + 1))
+        assert abs(64 * vth + 1 - target) == pytest.approx(best)
+
+
+def test_unrepresentable_values_fail_without_clip_and_are_counted_with_it():
+    slow_syn = ModelParams(tau_syn=1e5)                       # 4096 (1 - e^-1e-5) = 0.04 -> iDecay 0 < 1
+    with pytest.raises(QuantizationError, match="iDecay = 0 is outside Loihi 2's range"):
+        quiet_quantize(small_net(params=slow_syn))
+    fx, rep = quiet_quantize(small_net(params=slow_syn), clip=True)
+    assert fx.hidden.i_decay == 1 and rep.clipped_params == ["iDecay: 0 -> 1"]
+
+    tiny = small_net(hidden_value=1e-6)                       # q = 2^-26 -> vThMant 2^26 > 2^17 - 1
+    with pytest.raises(QuantizationError, match="hidden vThMant = 67108864"):
+        quiet_quantize(tiny)
+    fx, rep = quiet_quantize(tiny, clip=True)
+    assert fx.hidden.vth_mant == 2**17 - 1 and rep.clipped_params == ["hidden vThMant: 67108864 -> 131071"]
+
+    # A forced step that makes weights saturate: error, or saturation counted with clip.
+    with pytest.raises(QuantizationError, match="hidden layer: 200 weight"):
+        quiet_quantize(small_net(), steps={"hidden": 2.0 ** -10})
+    fx, rep = quiet_quantize(small_net(), steps={"hidden": 2.0 ** -10}, clip=True)
+    assert rep.layer("hidden").n_clipped == 200 and set(fx.hidden.weight.ravel().tolist()) == {-128, 127}
+
+
+@pytest.mark.parametrize("kw, reason", [
+    ({"weight_bits": 9}, "weight bits 9 outside 1..8"),
+    ({"weight_bits": 0}, "weight bits 0 outside 1..8"),
+    ({"strategy": "minmax"}, "unknown scale strategy"),
+    ({"strategy": "calibrate"}, "needs a calibration data set"),
+    ({"steps": {"hidden": -1.0}}, "positive numbers"),
+])
+def test_bad_options(kw, reason):
+    with pytest.raises(QuantizationError, match=reason) as info:
+        quiet_quantize(small_net(), **kw)
+    assert isinstance(info.value, PipelineError)
+
+
+def test_worst_case_u_hand_computed():
+    layer = FixedPointLayer("dense_rec", np.array([[3, -2, 5]]), 742, 200, 10, weight_rec=np.array([[-1]]))
+    # positive sum 8 > negative sum 3; geometric accumulation 4096 / 742
+    assert worst_case_u(layer)[0] == pytest.approx(64 * 8 * 4096 / 742)
+
+
+def test_u_wrap_warning():
+    # scaled 0.6 -> q = 2^(-1 - 6), w_int = round(76.8) = +-77. 20 inputs + 4 recurrent, half positive:
+    # 64 * (12 * 77) * 4096/742 = 326k < 2^23, no warning. 700 positive inputs: 64 * 702 * 77 * 4096/742 > 2^23.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UWrapWarning)
+        _, rep = quantize(small_net(hidden_value=0.6, n_in=20, n_hid=4))
+    assert not rep.layer("hidden").u_wrap_risk and rep.warnings == []
+    net = small_net(hidden_value=0.6, n_in=700, n_hid=4)
+    net.weights["input_hidden"] = np.abs(net.weights["input_hidden"])
+    with pytest.warns(UWrapWarning, match="hidden layer: 4 neuron"):
+        _, rep = quantize(net)
+    h = rep.layer("hidden")
+    assert h.u_wrap_risk and h.neurons_at_wrap_risk == 4
+    assert h.worst_case_u == pytest.approx(64 * (700 * 77 + 2 * 77) * 4096 / 742)
+    assert any("wrap" in w for w in rep.warnings)
+
+
+def test_calibrate_search_with_an_injected_evaluator():
+    """The search finds a step window where the (fake) fixed-point accuracy is best and logs every candidate."""
+    net = small_net()
+    labels = np.arange(8) % 4
+
+    class Data:  # the quantizer only needs labels, sizes and the time grid
+        n_channels, timesteps, name = 10, P.timesteps, "fake"
+        def __init__(self): self.labels = labels  # noqa: E704
+        def __len__(self): return len(labels)  # noqa: E704
+
+    q_p = 2.0 ** -8
+    good = (q_p * 2 ** -1.1, q_p * 2 ** -0.9)            # only steps near q_p / 2 classify correctly
+
+    def evaluate(fx):
+        return labels if good[0] < fx.hidden.step < good[1] else (labels + 1) % 4
+
+    fx, rep = quiet_quantize(net, strategy="calibrate", calibration=Data(), evaluate=evaluate,
+                             float_predictions=labels)
+    assert good[0] < fx.hidden.step < good[1]
+    assert rep.fixed_accuracy == 1.0 and rep.percentile_accuracy == 0.0 and rep.agreement == 1.0
+    assert rep.float_accuracy == 1.0 and rep.n_calibration == 8
+    assert rep.search[0]["hidden_step"] == q_p and len(rep.search) >= 10
+    assert fx.metadata["quantization"]["steps"]["hidden"] == fx.hidden.step
+
+
+def test_calibrate_skips_candidates_loihi_cannot_represent():
+    # scaled 0.0012 -> q_p = 2^(-10 - 6), vThMant 65536; steps below q_p / 2 need vThMant >= 2^17.
+    labels = np.zeros(4, np.int64)
+
+    class Data:
+        n_channels, timesteps, name, labels = 10, P.timesteps, "fake", np.zeros(4, np.int64)
+        def __len__(self): return 4  # noqa: E704
+
+    fx, rep = quiet_quantize(small_net(hidden_value=0.0012), strategy="calibrate", calibration=Data(),
+                             evaluate=lambda fx: labels, float_predictions=labels)
+    skipped = [e for e in rep.search if "skipped" in e]
+    assert skipped and all("vThMant" in e["skipped"] for e in skipped)
+    assert all(e["hidden_step"] < 2.0 ** -16 / 2 * 1.01 for e in skipped)
+    assert fx.hidden.vth_mant <= 2**17 - 1
+
+
+# ------------------------------------------------------------------ the mlGeNN fixture and the emulator
+
+@pytest.fixture(scope="module")
+def fixture_net_and_data():
+    net = import_mlgenn(FIXTURE_DIR, 29)
+    data = read_spike_file(FIXTURE_DIR / "SHD" / "shd_test.h5", name="shd")
+    return net, data
+
+
+def test_fixture_8_bit_conversion_loss_is_tiny(tmp_path, fixture_net_and_data):
+    from eventprop_pipeline.model.forward import simulate
+    from netx_export.emulator import emulate
+
+    net, data = fixture_net_and_data
+    calib = data.subset(range(32))
+    float_run = simulate(net, calib.dense(range(len(calib))))
+    runs = []
+
+    def evaluate(fx):
+        runs.append(emulate(fx, calib))
+        return runs[-1].pred
+
+    fx, rep = quiet_quantize(net, weight_bits=8, calibration=calib, evaluate=evaluate,
+                             float_predictions=float_run.prediction)
+    assert len(runs) == 1
+    assert rep.agreement >= 0.95 and rep.fixed_accuracy >= rep.float_accuracy - 0.05
+    # The readout scores, not just the argmax, follow the float model: the scaling is right.
+    rel = np.abs(runs[0].score - float_run.readout).mean() / np.abs(float_run.readout).mean()
+    assert rel < 0.05, rel
+    # What Lava will read is what the emulator ran.
+    back = read_netx(write_netx(fx, tmp_path / "fx.h5"))
+    np.testing.assert_array_equal(back.hidden.weight_rec, fx.hidden.weight_rec)
+    assert back.metadata["params"]["tau_mem"] == 20.0
+    saved = json.loads(rep.save(tmp_path / "rep.json").read_text())
+    assert saved["layers"][0]["name"] == "hidden" and saved["float_accuracy"] == rep.float_accuracy
+    assert "hidden" in rep.table() and "fixed point (emulator)" in rep.table()
+
+
+def test_calibrate_never_worse_than_percentile(fixture_net_and_data):
+    net, data = fixture_net_and_data
+    calib = data.subset(range(12))
+    _, rep_p = quiet_quantize(net, weight_bits=3, calibration=calib)
+    _, rep_c = quiet_quantize(net, weight_bits=3, strategy="calibrate", calibration=calib)
+    assert rep_c.percentile_accuracy == rep_p.fixed_accuracy
+    assert rep_c.fixed_accuracy >= rep_p.fixed_accuracy
+    assert (rep_c.fixed_accuracy, rep_c.agreement) >= (rep_p.fixed_accuracy, rep_p.agreement)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def test_cli_export_percentile_and_calibrate(tmp_path, capsys, fixture_net_and_data):
+    from eventprop_pipeline.cli.main import main
+
+    net, _ = fixture_net_and_data
+    model = net.save(tmp_path / "model.npz")
+    out = tmp_path / "net.h5"
+    assert main(["export", str(model), "--out", str(out)]) == 0
+    assert "hidden" in capsys.readouterr().out
+    fx = read_netx(out)
+    assert fx.hidden.weight_bits == 8 and fx.metadata["quantization"]["strategy"] == "percentile"
+    report = json.loads((tmp_path / "net.quantization.json").read_text())
+    assert report["n_calibration"] == 0 and report["layers"][0]["step"] == fx.hidden.step
+
+    rep_path = tmp_path / "r.json"
+    assert main(["export", str(model), "--out", str(out), "--weight-bits", "6", "--scale", "calibrate",
+                 "--dataset", "shd", "--data-root", str(FIXTURE_DIR), "--split", "test", "--limit", "4",
+                 "--report", str(rep_path), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads(rep_path.read_text())
+    assert printed["strategy"] == saved["strategy"] == "calibrate" and saved["n_calibration"] == 4
+    assert saved["fixed_accuracy"] >= saved["percentile_accuracy"]
+    assert read_netx(out).hidden.weight_bits == 6
+
+
+@pytest.mark.parametrize("extra, reason", [
+    (["--scale", "calibrate"], "--scale calibrate needs a calibration set"),
+    (["--weight-bits", "9"], "weight bits 9 outside 1..8"),
+])
+def test_cli_export_errors(tmp_path, capsys, extra, reason):
+    from eventprop_pipeline.cli.main import main
+
+    model = small_net().save(tmp_path / "m.npz")
+    assert main(["export", str(model), "--out", str(tmp_path / "n.h5"), *extra]) == 1
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+    assert not (tmp_path / "n.h5").exists()
