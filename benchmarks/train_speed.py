@@ -1,0 +1,214 @@
+"""Training-step speed and memory of the Eventprop engine (not a test).
+
+Prints one `name: value` line per figure:
+  cpu_ms_per_train_sample       forward + backward, 700-256-20, T=1000, batch 32, SHD-like activity
+  cuda_*                        the same on CUDA, with the device name (only where CUDA is present)
+  mem_*                         peak memory above the process's baseline after setup, Eventprop vs a
+                                BPTT baseline (autograd through time, surrogate gradient), T=250..2000,
+                                each in a fresh subprocess (CPU: peak RSS via VmHWM after resetting it;
+                                CUDA: torch.cuda.max_memory_allocated). Input data is made before the
+                                baseline and not counted.
+  tail_*                        ms/sample for hidden 128..1024 and for several input activity levels
+Usage: python benchmarks/train_speed.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SHD_EPOCH = 8156
+
+
+def shd_like(B: int, T: int, n_in: int, rate: float, seed: int = 0):
+    """Poisson input events (rate = fraction of inputs active per step) as a SpikeDataset."""
+    from eventprop_pipeline.data import from_events
+    rng = np.random.default_rng(seed)
+    n = rng.binomial(B * T * n_in, rate)
+    flat = rng.choice(B * T * n_in, size=n, replace=False)
+    sample, rest = np.divmod(flat, T * n_in)
+    step, unit = np.divmod(rest, n_in)
+    return from_events(sample, step, unit, rng.integers(0, 20, B), n_channels=n_in, n_classes=20,
+                       timesteps=T, dt=1.0, name="shd-like")
+
+
+def network(H: int, T: int, O: int = 20, n_in: int = 700):
+    from eventprop_pipeline import ModelParams, Network
+    return Network.initialise(n_in, H, O, params=ModelParams(timesteps=T), seed=1)
+
+
+def time_train_step(H=256, T=1000, B=32, rate=0.01, device="cpu", repeats=3):
+    """(best wall ms/sample, CPU ms/sample of that run, hidden spikes per neuron per trial)."""
+    from eventprop_pipeline.eventprop import LossOptions, compute_batch
+    net = network(H, T)
+    data = shd_like(B, T, 700, rate)
+    inputs = data
+    if device != "cpu":
+        import torch
+        inputs = torch.as_tensor(data.dense(np.arange(B)), device=device)
+    result = compute_batch(net, inputs, data.labels, LossOptions(), device=device)   # compile / warm up
+    best = (float("inf"), 0.0)
+    for _ in range(repeats):
+        if device != "cpu":
+            import torch
+            torch.cuda.synchronize()
+        c0, t0 = time.process_time(), time.perf_counter()
+        compute_batch(net, inputs, data.labels, LossOptions(), device=device)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        best = min(best, (wall / B * 1e3, cpu / B * 1e3))
+    return best[0], best[1], float(result.hidden_spike_counts.mean())
+
+
+# ---- memory, one configuration per fresh process -------------------------------------------------
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1])
+    raise RuntimeError(key)
+
+
+def _bptt_step(net, x, labels, device):
+    """Autograd through time with a fast-sigmoid surrogate on the same model (baseline only)."""
+    import torch
+    p = net.params
+    from eventprop_pipeline.model.readout import readout_weights
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return (v >= p.v_thresh).to(v.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (v,) = ctx.saved_tensors
+            return grad / (1.0 + 10.0 * (v - p.v_thresh).abs()) ** 2
+
+    w = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in net.weights.items()}
+    B, T, _ = x.shape
+    H, O = net.n_hidden, net.n_output
+    rw = torch.tensor(readout_weights(p, T), device=device, dtype=torch.float32)
+    isyn_h = torch.zeros(B, H, device=device)
+    v_h = torch.zeros_like(isyn_h)
+    isyn_o = torch.zeros(B, O, device=device)
+    v_o = torch.zeros_like(isyn_o)
+    v_avg = torch.zeros(B, O, device=device)
+    s = torch.zeros(B, H, device=device)
+    drive = torch.zeros(B, H, device=device)
+    for k in range(T):
+        isyn_o = isyn_o + s @ w["hidden_output"]
+        v_o = p.alpha * v_o + (1 - p.alpha) * p.i_scale * isyn_o
+        v_avg = v_avg + rw[k] * v_o
+        isyn_o = isyn_o * p.beta
+        if k > 0:
+            drive = x[:, k - 1] @ w["input_hidden"]
+        isyn_h = isyn_h + drive + s @ w["hidden_hidden"]
+        v = p.alpha * v_h + (1 - p.alpha) * p.i_scale * isyn_h
+        s = Spike.apply(v)
+        v_h = v * (1 - s.detach())
+        isyn_h = isyn_h * p.beta
+    loss = torch.nn.functional.cross_entropy(v_avg, torch.as_tensor(labels, device=device))
+    loss.backward()
+    return float(loss)
+
+
+def memory_child(method: str, T: int, device: str) -> None:
+    """Runs in a fresh process: prints the peak memory (MiB) of one training step above baseline."""
+    import torch
+    from eventprop_pipeline.eventprop import LossOptions, compute_batch
+    B, H = 32, 256
+    net = network(H, T)
+    data = shd_like(B, T, 700, 0.01)
+    dense = torch.as_tensor(data.dense(np.arange(B)), device=device)
+    small = shd_like(B, 20, 700, 0.01)
+    small_net = network(H, 20)
+    if method == "eventprop":   # compile / warm up on a tiny problem
+        compute_batch(small_net, small if device == "cpu" else torch.as_tensor(small.dense(np.arange(B)), device=device),
+                      small.labels, LossOptions(), device=device)
+    else:
+        _bptt_step(small_net, torch.as_tensor(small.dense(np.arange(B)), device=device), small.labels, device)
+    if device == "cpu":
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")                         # reset the peak RSS (VmHWM) to the current RSS
+        base = _status_kb("VmRSS")
+    else:
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    if method == "eventprop":
+        compute_batch(net, data if device == "cpu" else dense, data.labels, LossOptions(), device=device)
+    else:
+        _bptt_step(net, dense, data.labels, device)
+    if device == "cpu":
+        peak_mib = (_status_kb("VmHWM") - base) / 1024
+    else:
+        torch.cuda.synchronize()
+        peak_mib = (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    print(json.dumps({"peak_mib": peak_mib}))
+
+
+def measure_memory(method: str, T: int, device: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", method, str(T), device],
+                         capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    ap.add_argument("--memory-child", nargs=3, metavar=("METHOD", "T", "DEVICE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child[0], int(args.memory_child[1]), args.memory_child[2])
+        return 0
+    import torch
+    q = args.quick
+    T = 200 if q else 1000
+    print(f"threads: {os.cpu_count()} cpus, numba threads {__import__('numba').config.NUMBA_NUM_THREADS}")
+    wall, cpu, rate = time_train_step(T=T, repeats=1 if q else 3)
+    print(f"cpu_ms_per_train_sample: {wall:.2f}")
+    print(f"cpu_process_time_ms_per_train_sample: {cpu:.2f}")
+    print(f"cpu_hidden_spikes_per_neuron_per_trial: {rate:.1f}")
+    print(f"cpu_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+        wall, _, _ = time_train_step(T=T, device="cuda", repeats=1 if q else 3)
+        print(f"cuda_device: {torch.cuda.get_device_name()}")
+        print(f"cuda_ms_per_train_sample: {wall:.3f}")
+        print(f"cuda_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
+    lengths = (100, 200) if q else (250, 500, 1000, 2000)
+    for device in devices:
+        tag = "" if device == "cpu" else "cuda_"
+        mem = {}
+        for method in ("eventprop", "bptt"):
+            for t in lengths:
+                mem[method, t] = measure_memory(method, t, device)
+                print(f"{tag}mem_{method}_T{t}_mib: {mem[method, t]:.1f}")
+        print(f"{tag}eventprop_mem_growth_{lengths[0]}_to_{lengths[-1]}: "
+              f"{mem['eventprop', lengths[-1]] / max(mem['eventprop', lengths[0]], 1e-3):.2f}")
+        ref = lengths[-2] if q else 1000
+        print(f"{tag}eventprop_over_bptt_mem_ratio_T{ref}: "
+              f"{mem['eventprop', ref] / max(mem['bptt', ref], 1e-3):.3f}")
+    for H in ((128, 256) if q else (128, 256, 512, 1024)):
+        wall, _, rate = time_train_step(H=H, T=T, repeats=1 if q else 2)
+        print(f"tail_cpu_ms_per_sample_hidden{H}: {wall:.2f}")
+        print(f"tail_cpu_spikes_per_neuron_hidden{H}: {rate:.1f}")
+    for rate_in in ((0.01, 0.02) if q else (0.005, 0.01, 0.02, 0.04)):
+        wall, _, rate = time_train_step(T=T, rate=rate_in, repeats=1 if q else 2)
+        print(f"tail_cpu_ms_per_sample_input{rate_in * 100:g}pct: {wall:.2f}")
+        print(f"tail_cpu_spikes_per_neuron_input{rate_in * 100:g}pct: {rate:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Eventprop: exact event-based gradients of the recurrent LIF network (DESIGN.md sections 4, 5).
+
+compute_batch runs the forward pass recording hidden spike events only, then the adjoint backwards
+in time from those events; memory does not grow with T beyond the spike events.
+"""
+from .api import compute_batch, loss_and_gradients
+from .options import BatchResult, LossOptions
+
+__all__ = ["compute_batch", "loss_and_gradients", "LossOptions", "BatchResult"]

@@ -1,0 +1,44 @@
+"""Public entry points: compute_batch (forward + Eventprop backward) and loss_and_gradients."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..network import Network
+from .inputs import to_events
+from .options import BatchResult, LossOptions
+
+
+def _resolve(device) -> str:
+    name = str(device)
+    if name == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name in ("cpu", "torch-cpu") or name.startswith("cuda"):
+        return name
+    raise ConfigError(f"device {device!r} is not supported; use auto, cpu, cuda[:N] or torch-cpu")
+
+
+def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptions(),
+                  device="cpu") -> BatchResult:
+    """Loss, gradients, readout and hidden spike counts of one batch.
+
+    inputs: dense (B, T, n_in) spikes (numpy or torch) or a SpikeDataset holding exactly the batch.
+    device: "cpu" (numba, event-driven), "cuda[:N]" (torch), "torch-cpu" (the torch engine on the
+    CPU, for checking it) or "auto" (CUDA when present).
+    """
+    if not isinstance(options, LossOptions):
+        raise ConfigError(f"options must be a LossOptions, got {type(options).__name__}")
+    dev = _resolve(device)
+    if dev == "cpu":
+        from . import cpu_engine
+        ev, labels = to_events(net, inputs, labels)
+        return cpu_engine.compute(net, ev, labels, options)
+    from . import torch_engine
+    return torch_engine.compute(net, inputs, labels, options, device="cpu" if dev == "torch-cpu" else dev)
+
+
+def loss_and_gradients(net: Network, spikes, labels, device="cpu", **loss_options) -> tuple[float, dict[str, np.ndarray]]:
+    """(mean cross-entropy, {weight name: dL/dW float32}) of a batch; keyword options as in LossOptions."""
+    result = compute_batch(net, spikes, labels, LossOptions(**loss_options), device=device)
+    return result.loss, result.grads
