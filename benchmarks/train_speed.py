@@ -7,7 +7,10 @@ Prints one `name: value` line per figure:
                                 BPTT baseline (autograd through time, surrogate gradient), T=250..2000,
                                 each in a fresh subprocess (CPU: peak RSS via VmHWM after resetting it;
                                 CUDA: torch.cuda.max_memory_allocated). Input data is made before the
-                                baseline and not counted.
+                                baseline and not counted. The main scan gives every sample ~1 s of
+                                SHD-like activity (an utterance; T < 1000 crops it, T > 1000 adds
+                                silence, as with real SHD files); mem_eventprop_constant_rate_* keeps
+                                the input active for all T steps (spike records then grow with T).
   tail_*                        ms/sample for hidden 128..1024 and for several input activity levels
 Usage: python benchmarks/train_speed.py [--quick]
 """
@@ -25,13 +28,16 @@ import numpy as np
 SHD_EPOCH = 8156
 
 
-def shd_like(B: int, T: int, n_in: int, rate: float, seed: int = 0):
-    """Poisson input events (rate = fraction of inputs active per step) as a SpikeDataset."""
+def shd_like(B: int, T: int, n_in: int, rate: float, seed: int = 0, active_steps: int | None = None):
+    """Poisson input events (rate = fraction of inputs active per step) as a SpikeDataset.
+
+    With active_steps, input fires only in the first active_steps steps (silence after)."""
     from eventprop_pipeline.data import from_events
     rng = np.random.default_rng(seed)
-    n = rng.binomial(B * T * n_in, rate)
-    flat = rng.choice(B * T * n_in, size=n, replace=False)
-    sample, rest = np.divmod(flat, T * n_in)
+    A = T if active_steps is None else min(T, active_steps)
+    n = rng.binomial(B * A * n_in, rate)
+    flat = rng.choice(B * A * n_in, size=n, replace=False)
+    sample, rest = np.divmod(flat, A * n_in)
     step, unit = np.divmod(rest, n_in)
     return from_events(sample, step, unit, rng.integers(0, 20, B), n_channels=n_in, n_classes=20,
                        timesteps=T, dt=1.0, name="shd-like")
@@ -121,13 +127,13 @@ def _bptt_step(net, x, labels, device):
     return float(loss)
 
 
-def memory_child(method: str, T: int, device: str) -> None:
+def memory_child(method: str, T: int, device: str, activity: str = "utterance") -> None:
     """Runs in a fresh process: prints the peak memory (MiB) of one training step above baseline."""
     import torch
     from eventprop_pipeline.eventprop import LossOptions, compute_batch
     B, H = 32, 256
     net = network(H, T)
-    data = shd_like(B, T, 700, 0.01)
+    data = shd_like(B, T, 700, 0.01, active_steps=1000 if activity == "utterance" else None)
     dense = torch.as_tensor(data.dense(np.arange(B)), device=device)
     small = shd_like(B, 20, 700, 0.01)
     small_net = network(H, 20)
@@ -156,8 +162,8 @@ def memory_child(method: str, T: int, device: str) -> None:
     print(json.dumps({"peak_mib": peak_mib}))
 
 
-def measure_memory(method: str, T: int, device: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", method, str(T), device],
+def measure_memory(method: str, T: int, device: str, activity: str = "utterance") -> float:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", method, str(T), device, activity],
                          capture_output=True, text=True, check=True, timeout=1800)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
@@ -165,10 +171,10 @@ def measure_memory(method: str, T: int, device: str) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small, fast smoke run")
-    ap.add_argument("--memory-child", nargs=3, metavar=("METHOD", "T", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-child", nargs=4, metavar=("METHOD", "T", "DEVICE", "ACTIVITY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child[0], int(args.memory_child[1]), args.memory_child[2])
+        memory_child(args.memory_child[0], int(args.memory_child[1]), args.memory_child[2], args.memory_child[3])
         return 0
     import torch
     q = args.quick
@@ -199,6 +205,9 @@ def main(argv=None) -> int:
         ref = lengths[-2] if q else 1000
         print(f"{tag}eventprop_over_bptt_mem_ratio_T{ref}: "
               f"{mem['eventprop', ref] / max(mem['bptt', ref], 1e-3):.3f}")
+        for t in lengths:
+            const = measure_memory("eventprop", t, device, "constant")
+            print(f"{tag}mem_eventprop_constant_rate_T{t}_mib: {const:.1f}")
     for H in ((128, 256) if q else (128, 256, 512, 1024)):
         wall, _, rate = time_train_step(H=H, T=T, repeats=1 if q else 2)
         print(f"tail_cpu_ms_per_sample_hidden{H}: {wall:.2f}")
