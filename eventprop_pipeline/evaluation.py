@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .data.batching import iterate_batches
+from .data.batching import batch_indices
 from .data.events import SpikeDataset
 from .errors import DataError
 from .network import Network
@@ -44,10 +44,11 @@ def check_compatible(net: Network, data: SpikeDataset) -> None:
 
 def evaluate_float(net: Network, data: SpikeDataset, *, batch_size: int = 64, device="auto",
                    progress: bool = False) -> EvaluationResult:
-    """Float (PyTorch) evaluation: every sample starts from a fresh state."""
+    """Float evaluation, every sample from a fresh state: the engine's event-driven forward pass
+    on the CPU, the PyTorch model on CUDA (`eventprop.predict`)."""
     from tqdm.auto import tqdm
 
-    from .model.forward import simulate
+    from .eventprop import predict
 
     check_compatible(net, data)
     n = len(data)
@@ -55,10 +56,10 @@ def evaluate_float(net: Network, data: SpikeDataset, *, batch_size: int = 64, de
     score = np.zeros((n, net.n_output), np.float32)
     spikes = np.zeros(n, np.int64)
     with tqdm(total=n, desc="evaluate (float)", unit="sample", disable=not progress) as bar:
-        for idx, x, _ in iterate_batches(data, batch_size):
-            r = simulate(net, x, device=device)
-            score[idx] = r.readout
-            pred[idx] = r.prediction
-            spikes[idx] = r.hidden_spike_counts.sum(axis=1)
+        for idx in batch_indices(n, batch_size, shuffle=False):
+            readout, counts = predict(net, data.subset(idx), device=device)
+            score[idx] = readout
+            pred[idx] = np.argmax(readout, axis=1)
+            spikes[idx] = counts.sum(axis=1)
             bar.update(len(idx))
     return EvaluationResult(pred, data.labels.copy(), score, spikes, "float")

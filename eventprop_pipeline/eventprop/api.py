@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.events import SpikeDataset
 from ..errors import ConfigError
 from ..network import Network
 from .inputs import to_events
@@ -42,3 +43,22 @@ def loss_and_gradients(net: Network, spikes, labels, device="cpu", **loss_option
     """(mean cross-entropy, {weight name: dL/dW float32}) of a batch; keyword options as in LossOptions."""
     result = compute_batch(net, spikes, labels, LossOptions(**loss_options), device=device)
     return result.loss, result.grads
+
+
+def predict(net: Network, inputs, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Forward pass only: (readout VAvg (B, O) float64, hidden spike counts (B, H) int64).
+
+    On "cpu" this is the engine's event-driven forward (fast, float64 state); elsewhere the
+    PyTorch float model (`model.simulate`). Tests check the two against each other.
+    """
+    dev = _resolve(device)
+    if dev == "cpu":
+        from . import cpu_engine
+        B = len(inputs) if isinstance(inputs, SpikeDataset) else np.shape(inputs)[0]
+        ev, _ = to_events(net, inputs, np.zeros(B, dtype=np.int64))
+        v_avg, counts, _, _ = cpu_engine.forward(net, ev)
+        return v_avg, counts
+    from ..model.forward import simulate
+    dense = inputs.dense(np.arange(len(inputs))) if isinstance(inputs, SpikeDataset) else inputs
+    r = simulate(net, dense, device="cpu" if dev == "torch-cpu" else dev)
+    return r.readout.astype(np.float64), r.hidden_spike_counts
