@@ -11,8 +11,12 @@ from ..errors import PipelineError
 SUBCOMMAND_MODULES = (
     "eventprop_pipeline.cli.evaluate_cmd",
     "eventprop_pipeline.cli.import_cmd",
+    "eventprop_pipeline.cli.export_cmd",
     "eventprop_pipeline.cli.data_cmd",
     "eventprop_pipeline.cli.demo_cmd",
+    "eventprop_pipeline.cli.pipeline_cmd",
+    "eventprop_pipeline.cli.compare_cmd",
+    "eventprop_pipeline.cli.train_cmd",
 )
 
 DESCRIPTION = """\

@@ -1,0 +1,105 @@
+"""What a pipeline run needs: where the float model comes from, which data, and the deployment options."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..data.events import SpikeDataset
+from ..errors import ConfigError
+from ..params import ModelParams
+
+SCALES = ("percentile", "calibrate")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One data split, loaded binned with the network's dt and T (so data and network always agree)."""
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    split: str = "test"
+    limit: int | None = None
+    graded: bool = False
+    synthetic: dict = field(default_factory=dict)   # SyntheticConfig fields (seed, n_test, ...)
+
+    def load(self, params: ModelParams, *, split: str | None = None, limit: int | None = None) -> SpikeDataset:
+        from ..data.registry import load_dataset
+        from ..data.synthetic import SyntheticConfig
+
+        syn = SyntheticConfig(**self.synthetic) if self.dataset == "synthetic" else None
+        return load_dataset(self.dataset, split or self.split, data_root=self.data_root, dt=params.dt,
+                            timesteps=params.timesteps, graded=self.graded, synthetic=syn,
+                            limit=self.limit if limit is None else limit)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where stage 1 gets the float model: train it, load a network file, or import mlGeNN."""
+
+    kind: str                       # "train" | "model" | "mlgenn"
+    path: str | None = None         # network .npz or mlGeNN folder
+    epoch: str | None = None        # mlGeNN epoch key
+    config_path: str | None = None  # training config file (kind "train")
+
+    def __post_init__(self):
+        if self.kind not in ("train", "model", "mlgenn"):
+            raise ConfigError(f"model source must be train, model or mlgenn, got {self.kind!r}")
+        if self.kind == "mlgenn" and (self.path is None or self.epoch is None):
+            raise ConfigError("--mlgenn DIR needs --epoch E (the epoch key of DIR/<E>-<connection>-g.npy)")
+        if self.kind == "model" and self.path is None:
+            raise ConfigError("--model needs a network file path")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Stages 2-4: quantization, evaluation, Lava check. Every field has a default."""
+
+    weight_bits: int = 8
+    scale: str = "percentile"
+    clip: bool = False
+    calibration_samples: int = 256     # training-split samples for --scale calibrate
+    sweep_bits: tuple = (8, 6, 4, 2)   # accuracy-vs-bits figure (emulator)
+    sweep_samples: int | None = None   # test samples for the sweep (None: the whole evaluated split)
+    lava_samples: int = 8
+    lava: bool = True                  # False: Lava check skipped (recorded as skipped)
+    lava_seed: int = 0                 # picks the Lava subset
+    batch_size: int = 64
+    device: str = "auto"               # float model: cpu, cuda or auto
+    inspect_sample: int = 0            # test sample shown in the raster / trace figures
+    latency_samples: int = 8           # batch-1 float latency measurement
+
+    def __post_init__(self):
+        if not isinstance(self.weight_bits, int) or not 1 <= self.weight_bits <= 8:
+            raise ConfigError(f"weight_bits must be an integer in 1..8 (Loihi 2 weights), got {self.weight_bits!r}")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
+        bad = [b for b in self.sweep_bits if not isinstance(b, int) or not 1 <= b <= 8]
+        if bad:
+            raise ConfigError(f"sweep_bits must be integers in 1..8, got {list(self.sweep_bits)!r}")
+        for name in ("lava_samples", "calibration_samples", "batch_size", "latency_samples", "inspect_sample"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name in ("lava_samples", "inspect_sample") else 1):
+                raise ConfigError(f"{name} must be a {'non-negative' if name in ('lava_samples', 'inspect_sample') else 'positive'} "
+                                  f"integer, got {value!r}")
+        if self.sweep_samples is not None and (not isinstance(self.sweep_samples, int) or self.sweep_samples < 1):
+            raise ConfigError(f"sweep_samples must be a positive integer, got {self.sweep_samples!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sweep_bits"] = list(self.sweep_bits)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "DeployOptions":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            import difflib
+            hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k for k in unknown]
+            raise ConfigError(f"{source}: unknown [pipeline] key(s): {', '.join(hints)}")
+        values = dict(data)
+        if "sweep_bits" in values:
+            values["sweep_bits"] = tuple(values["sweep_bits"])
+        return cls(**values)

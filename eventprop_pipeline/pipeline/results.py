@@ -1,0 +1,56 @@
+"""Saved stage results: numpy archives (never pickled) and JSON files inside the run folder."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path, atomic_write_text
+from .errors import RunDirError
+
+
+def save_arrays(path, **arrays) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    return path
+
+
+def load_arrays(path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: unreadable result file (truncated or corrupt?): {exc}") from None
+
+
+def save_json(path, obj) -> Path:
+    path = Path(path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return path
+
+
+def load_json(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable JSON result ({exc})") from None
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
