@@ -43,7 +43,15 @@ class QuantizationReport:
     fixed_accuracy: float | None = None       # emulator, on the calibration set
     percentile_accuracy: float | None = None  # emulator accuracy of the percentile choice (calibrate only)
     agreement: float | None = None            # fraction of samples where float and fixed predict alike
-    search: list[dict] = field(default_factory=list)   # calibrate: every candidate evaluated
+    score_error: float | None = None          # sum|fixed - float readout score| / sum|float score|
+    percentile_score_error: float | None = None   # the same for the percentile choice
+    criterion: str | None = None              # calibrate: how the candidates in `search` were ranked
+    # calibrate: every candidate evaluated, with the criterion values it was ranked by (accuracy,
+    # agreement, score_error, hidden/readout_weight_error; vs_start: its score-error difference to the
+    # start of its layer's search, the standard error of that difference and whether it is clearly
+    # lower), the layer whose search evaluated it ("searched_layer"), "skipped" (why Loihi cannot
+    # represent it), and the flags "percentile" / "chosen"
+    search: list[dict] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerReport:
         return next(layer for layer in self.layers if layer.name == name)
@@ -80,6 +88,20 @@ class QuantizationReport:
             if self.agreement is not None:
                 acc.append(f"same prediction {100 * self.agreement:.2f}%")
             rows.append(", ".join(acc))
+            if self.score_error is not None:
+                line = f"readout score error vs float {100 * self.score_error:.2f}%"
+                if self.percentile_score_error is not None and self.strategy != "percentile":
+                    line += f" (percentile choice {100 * self.percentile_score_error:.2f}%)"
+                rows.append(line)
+        if self.search:
+            evaluated = [e for e in self.search if "skipped" not in e]
+            chosen = next((e for e in self.search if e.get("chosen")), None)
+            start = next((e for e in self.search if e.get("percentile")), None)
+            moved = "" if chosen is None or start is None else "; step moved from percentile: " + (", ".join(
+                layer for layer in ("hidden", "readout") if chosen[f"{layer}_step"] != start[f"{layer}_step"])
+                or "none")
+            rows.append(f"calibrate: {len(evaluated)} candidates evaluated, {len(self.search) - len(evaluated)} "
+                        f"skipped{moved} (why: the report JSON's 'criterion' and per-candidate 'search')")
         rows += [f"clamped (clip on): {p}" for p in self.clipped_params]
         rows += [f"warning: {w}" for w in self.warnings]
         return "\n".join(rows)

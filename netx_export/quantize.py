@@ -13,11 +13,13 @@ Mapping that reproduces the float model (section 4) in Lava's CUBA neuron:
 Step strategies:
   percentile: q = 2^(floor(log2 p99 |w_s|) - (bits - 2)) (the reference exporter; weights beyond
               the bit range saturate, counted in the report);
-  calibrate:  per layer, search q (any real value) around the percentile choice to maximise the
-              fixed-point accuracy on a calibration set, measured with the bit-exact emulator;
-              ties go to the higher agreement with the float predictions, then the smaller
-              weight error. The percentile choice is always a candidate, so calibrate is never
-              worse than percentile on the calibration set.
+  calibrate:  per layer, search q (any real value) around the percentile choice on a calibration
+              set, run with the bit-exact emulator. Candidates rank by (see SEARCH_CRITERION)
+              fixed-point accuracy, then agreement with the float predictions, then the readout
+              score error vs the float model (continuous, so it still ranks candidates when the
+              accuracy saturates; a step must beat the start clearly, not by noise), then the
+              weight error. The percentile choice is always a candidate and wins ties, so calibrate
+              never ranks below percentile on the calibration set.
 Values Loihi cannot represent at all (decays outside 12 bits, a threshold mantissa beyond 17 bits,
 weights outside the range at a step forced with `steps=`) raise QuantizationError unless
 clip=True, which clamps them and lists them in the report.
@@ -46,7 +48,15 @@ COARSE_EXPONENTS = tuple(k / 2 for k in range(-4, 3))   # q_p * 2^(k/2): q_p/4 .
 REFINE_EXPONENTS = (0.25, 0.125)                        # then best * 2^(+-1/4), best * 2^(+-1/8)
 PERCENTILE = 99.0
 
-Evaluate = Callable[[FixedPointNetwork], np.ndarray]   # fixed-point network -> predictions (N,)
+# fixed-point network -> readout scores (N, n_out) in float-model units, or predictions (N,) only
+Evaluate = Callable[[FixedPointNetwork], np.ndarray]
+SIGNIFICANCE = 2.0   # standard errors by which a candidate's score error must beat the search's start
+SEARCH_CRITERION = ("accuracy (higher first), then agreement with the float predictions (higher), "
+                    "then score_error = sum|fixed score - float score| / sum|float score| on the "
+                    "calibration set (lower), counted only where it beats the layer search's start (the "
+                    f"percentile step) by more than {SIGNIFICANCE:g} standard errors of the paired per-sample "
+                    "difference (else the start wins), then the searched layer's relative RMS weight error "
+                    "(lower)")
 
 
 class QuantizationError(PipelineError):
@@ -202,65 +212,129 @@ def _weight_error(built: _Built, sw: ScaledWeights, name: str) -> float:
 
 # ------------------------------------------------------------------------------------------ the search
 
+def sample_score_errors(fixed: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per sample, sum_c |fixed - reference| / mean_n sum_c |reference| (absolute if reference is 0):
+    their mean is the score error.
+
+    Why this measure: the goal is the float model's accuracy, so the search should reproduce the float
+    model rather than fit the calibration labels (cross-entropy against labels rewards quantization
+    noise that happens to help on a few dozen samples). The readout score carries every sample and
+    class, not only the argmax, so it keeps ranking candidates when every one classifies the
+    calibration set perfectly, and a smaller error leaves fewer held-out decisions to flip."""
+    per_sample = np.abs(fixed - reference).sum(axis=1)
+    den = float(np.abs(reference).sum(axis=1).mean())
+    return per_sample / den if den > 0 else per_sample
+
+
+def readout_score_error(fixed: np.ndarray, reference: np.ndarray) -> float:
+    """sum |fixed - reference| / sum |reference| over samples and classes (see sample_score_errors)."""
+    return float(sample_score_errors(fixed, reference).mean())
+
+
+def clearly_lower(errors: np.ndarray, start: np.ndarray, k: float = SIGNIFICANCE) -> tuple[float, float, bool]:
+    """(mean difference, its standard error, mean + k SE < 0) for paired per-sample errors.
+
+    Why: with a few dozen calibration samples, differences between nearby steps are mostly noise;
+    picking the smallest noisy value overfits (the held-out score error then gets worse than the
+    percentile step's). Moving away from the start only on a clear gain keeps calibrate at least as
+    good as percentile in expectation."""
+    d = np.asarray(errors, np.float64) - np.asarray(start, np.float64)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.inf
+    return mean, se, bool(mean + k * se < 0)
+
+
 class _Scorer:
-    """Evaluates candidate steps once each (cached) and ranks them by (accuracy, agreement with the
-    float predictions, -weight error of the layer being searched)."""
+    """Evaluates candidate steps once each (cached) and ranks them by SEARCH_CRITERION:
+    (accuracy, agreement, -score error if clearly below the start's, start first, -weight error)."""
 
     def __init__(self, net: Network, bits: int, clip: bool, evaluate: Evaluate, labels: np.ndarray,
-                 float_pred: np.ndarray | None):
+                 float_pred: np.ndarray, float_scores: np.ndarray | Callable[[], np.ndarray] | None):
         self.net, self.bits, self.clip, self.evaluate = net, bits, clip, evaluate
         self.labels, self.float_pred = labels, float_pred
+        self._float_scores = float_scores      # an array, or computed on first need
         self.sw = ScaledWeights.of(net)
         self.cache: dict[tuple[float, float], dict] = {}
         self.log: list[dict] = []
 
-    def result(self, steps: dict[str, float]) -> dict:
+    def float_scores(self) -> np.ndarray | None:
+        if callable(self._float_scores):
+            self._float_scores = _checked_scores(self._float_scores(), self.labels, self.net, "float scores")
+        return self._float_scores
+
+    def result(self, steps: dict[str, float], layer: str | None = None) -> dict:
+        """The candidate's criteria (cached); {"skipped": why} for steps Loihi cannot represent
+        (e.g. a threshold beyond 17 bits)."""
         key = (float(steps["hidden"]), float(steps["readout"]))
-        if key not in self.cache:
+        if key in self.cache:
+            return self.cache[key]
+        entry = {"hidden_step": key[0], "readout_step": key[1], "searched_layer": layer}
+        try:
             built = build(self.net, steps, self.bits, clip=self.clip)
-            pred = np.asarray(self.evaluate(built.fxnet))
-            entry = {"hidden_step": key[0], "readout_step": key[1],
-                     "accuracy": float(np.mean(pred == self.labels)),
-                     "agreement": float(np.mean(pred == self.float_pred)) if self.float_pred is not None else None,
-                     "hidden_weight_error": _weight_error(built, self.sw, "hidden"),
-                     "readout_weight_error": _weight_error(built, self.sw, "readout")}
-            self.cache[key] = {**entry, "pred": pred}
+        except PipelineError as exc:
+            entry["skipped"] = str(exc)
+            self.cache[key] = entry
             self.log.append(entry)
+            return entry
+        pred, score = _predictions_and_scores(self.evaluate(built.fxnet), self.labels, self.net)
+        reference = self.float_scores() if score is not None else None
+        errors = sample_score_errors(score, reference) if reference is not None else None
+        entry.update({"accuracy": float(np.mean(pred == self.labels)),
+                      "agreement": float(np.mean(pred == self.float_pred)),
+                      "score_error": float(errors.mean()) if errors is not None else None,
+                      "hidden_weight_error": _weight_error(built, self.sw, "hidden"),
+                      "readout_weight_error": _weight_error(built, self.sw, "readout")})
+        self.cache[key] = {**entry, "pred": pred, "sample_errors": errors, "entry": entry}
+        self.log.append(entry)
         return self.cache[key]
 
-    def rank(self, steps: dict[str, float], layer: str) -> tuple:
-        r = self.result(steps)
-        return (r["accuracy"], r["agreement"] or 0.0, -r[f"{layer}_weight_error"])
-
-    def try_rank(self, steps: dict[str, float], layer: str) -> tuple | None:
-        """rank(), or None for a candidate Loihi cannot represent (e.g. a threshold beyond 17 bits)."""
-        try:
-            return self.rank(steps, layer)
-        except PipelineError as exc:
-            self.log.append({"hidden_step": float(steps["hidden"]), "readout_step": float(steps["readout"]),
-                             "skipped": str(exc)})
+    def rank(self, steps: dict[str, float], layer: str, start: dict[str, float]) -> tuple | None:
+        """The sort key of SEARCH_CRITERION (larger is better) within the search of `layer` that began
+        at `start`, or None for a skipped candidate."""
+        r, s = self.result(steps, layer), self.result(start, layer)
+        if "skipped" in r:
             return None
+        if r["score_error"] is None or s["score_error"] is None:   # no scores: weight error decides
+            return (r["accuracy"], r["agreement"], 0.0, 0, -r[f"{layer}_weight_error"])
+        is_start = r is s
+        if is_start:
+            score_error = r["score_error"]
+        else:
+            diff, std_error, clear = clearly_lower(r["sample_errors"], s["sample_errors"])
+            r["entry"].setdefault("vs_start", {"start_hidden_step": s["hidden_step"],
+                                               "start_readout_step": s["readout_step"],
+                                               "score_error_diff": diff,
+                                               "std_error": std_error if math.isfinite(std_error) else None,
+                                               "clearly_lower": clear})
+            score_error = r["score_error"] if clear else max(r["score_error"], s["score_error"])
+        return (r["accuracy"], r["agreement"], -score_error, int(is_start), -r[f"{layer}_weight_error"])
+
+    def mark(self, steps: dict[str, float], flag: str) -> None:
+        key = (float(steps["hidden"]), float(steps["readout"]))
+        for entry in self.log:
+            if (entry["hidden_step"], entry["readout_step"]) == key and "skipped" not in entry:
+                entry[flag] = True
 
 
 def calibrate_steps(scorer: _Scorer, start: dict[str, float], layers=LAYERS) -> dict[str, float]:
     """Coordinate search per layer (hidden, then readout): a coarse grid of steps around the start,
     then two refinements around the best. The start is evaluated first and kept unless beaten, so
-    the result is never less accurate than the start on the calibration set."""
+    the result never ranks below the start on the calibration set."""
     steps = dict(start)
     for layer in layers:
-        base = steps[layer]
-        best_q, best = base, scorer.rank(steps, layer)
+        base, layer_start = steps[layer], dict(steps)
+        best_q, best = base, scorer.rank(steps, layer, layer_start)
         candidates = [base * 2.0 ** k for k in COARSE_EXPONENTS]
         for q in candidates:
-            s = scorer.try_rank({**steps, layer: q}, layer)
-            if s is not None and s > best:
+            s = scorer.rank({**steps, layer: q}, layer, layer_start)
+            if s is not None and (best is None or s > best):
                 best_q, best = q, s
         for delta in REFINE_EXPONENTS:
             centre = best_q
             for sign in (-1, 1):
                 q = centre * 2.0 ** (sign * delta)
-                s = scorer.try_rank({**steps, layer: q}, layer)
-                if s is not None and s > best:
+                s = scorer.rank({**steps, layer: q}, layer, layer_start)
+                if s is not None and (best is None or s > best):
                     best_q, best = q, s
         steps[layer] = best_q
     return steps
@@ -270,15 +344,17 @@ def calibrate_steps(scorer: _Scorer, start: dict[str, float], layers=LAYERS) -> 
 
 def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile", calibration=None,
              clip: bool = False, steps: dict[str, float] | None = None, evaluate: Evaluate | None = None,
-             float_predictions: np.ndarray | None = None, batch_size: int = 64
-             ) -> tuple[FixedPointNetwork, QuantizationReport]:
+             float_predictions: np.ndarray | None = None, float_scores: np.ndarray | None = None,
+             batch_size: int = 64) -> tuple[FixedPointNetwork, QuantizationReport]:
     """Quantize a float network to Loihi 2 fixed point.
 
     calibration: a SpikeDataset; required for strategy="calibrate", optional otherwise (then the
-    report gives float and fixed-point accuracy on it). evaluate: fixed-point network ->
-    predictions on the calibration set (default: the bit-exact emulator). float_predictions: the
-    float model's predictions on it (default: computed with the float model). steps: force the
-    step of "hidden" and/or "readout" (weights beyond the range then need clip=True).
+    report gives float and fixed-point accuracy on it). evaluate: fixed-point network -> readout
+    scores (N, n_out) in float-model units, or predictions (N,), on the calibration set (default:
+    the bit-exact emulator's scores). float_scores / float_predictions: the float model's readout
+    scores / predictions on it (default: computed with the float model; float scores only when
+    evaluate gives scores, and the predictions default to their argmax). steps: force the step of
+    "hidden" and/or "readout" (weights beyond the range then need clip=True).
     """
     if strategy not in STRATEGIES:
         raise QuantizationError(f"unknown scale strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -300,13 +376,20 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
     forced = tuple(steps)
     scorer = None
     if calibration is not None:
+        labels = np.asarray(calibration.labels)
+        if float_scores is not None:
+            float_scores = _checked_scores(float_scores, labels, net, "float_scores")
+        elif float_predictions is None:
+            float_scores = _float_scores(net, calibration, batch_size)
         if float_predictions is None:
-            float_predictions = _float_predictions(net, calibration, batch_size)
+            float_predictions = np.argmax(float_scores, axis=1)
         if np.shape(float_predictions) != (len(calibration),):
             raise QuantizationError(f"float_predictions has shape {np.shape(float_predictions)}, expected "
                                     f"({len(calibration)},) for the calibration set")
+        if float_scores is None:   # float predictions given: run the float model only if scores are needed
+            float_scores = lambda: _float_scores(net, calibration, batch_size)  # noqa: E731
         scorer = _Scorer(net, weight_bits, clip, evaluate or _emulator_evaluate(calibration, batch_size),
-                         np.asarray(calibration.labels), np.asarray(float_predictions))
+                         labels, np.asarray(float_predictions), float_scores)
     if strategy == "calibrate":
         build(net, start, weight_bits, clip=clip, forced=forced)   # raises early on unrepresentable values
         chosen = calibrate_steps(scorer, start, [name for name in LAYERS if name not in forced])
@@ -330,9 +413,16 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
         report.float_accuracy = float(np.mean(scorer.float_pred == scorer.labels))
         report.fixed_accuracy = chosen_result["accuracy"]
         report.agreement = chosen_result["agreement"]
+        report.score_error = chosen_result["score_error"]
         if not forced:
             report.percentile_accuracy = scorer.result(start)["accuracy"]
-        report.search = list(scorer.log) if strategy == "calibrate" else []
+            report.percentile_score_error = scorer.result(start)["score_error"]
+        if strategy == "calibrate":
+            if not forced:
+                scorer.mark(start, "percentile")
+            scorer.mark(chosen, "chosen")
+            report.criterion = SEARCH_CRITERION
+            report.search = list(scorer.log)
     return fx, report
 
 
@@ -364,10 +454,31 @@ def _check_calibration(net: Network, data) -> None:
                                 f"but the network runs {net.params.timesteps}")
 
 
-def _float_predictions(net: Network, data, batch_size: int) -> np.ndarray:
+def _float_scores(net: Network, data, batch_size: int) -> np.ndarray:
     from eventprop_pipeline.evaluation import evaluate_float   # torch, imported only when needed
 
-    return evaluate_float(net, data, batch_size=batch_size, device="cpu").pred
+    return np.asarray(evaluate_float(net, data, batch_size=batch_size, device="cpu").score, np.float64)
+
+
+def _checked_scores(scores, labels: np.ndarray, net: Network, what: str) -> np.ndarray:
+    scores = np.asarray(scores, np.float64)
+    if scores.shape != (len(labels), net.n_output) or not np.isfinite(scores).all():
+        got = f"shape {scores.shape}" + ("" if np.isfinite(scores).all() else " with non-finite values")
+        raise QuantizationError(f"{what}: expected finite readout scores of shape ({len(labels)}, {net.n_output}) "
+                                f"for the calibration set, got {got}")
+    return scores
+
+
+def _predictions_and_scores(out, labels: np.ndarray, net: Network) -> tuple[np.ndarray, np.ndarray | None]:
+    """An evaluate() result: (N, n_out) scores -> (argmax, scores); (N,) predictions -> (them, None)."""
+    out = np.asarray(out)
+    if out.ndim == 2:
+        scores = _checked_scores(out, labels, net, "evaluate() result")
+        return np.argmax(scores, axis=1), scores
+    if out.shape != labels.shape:
+        raise QuantizationError(f"evaluate() result: expected predictions of shape {labels.shape} or scores of "
+                                f"shape ({len(labels)}, {net.n_output}), got shape {out.shape}")
+    return out, None
 
 
 def _emulator_evaluate(data, batch_size: int) -> Evaluate:
@@ -378,6 +489,6 @@ def _emulator_evaluate(data, batch_size: int) -> Evaluate:
                                 f"pass evaluate=... to quantize()") from None
 
     def evaluate(fx: FixedPointNetwork) -> np.ndarray:
-        return np.asarray(emulate(fx, data, batch_size=batch_size).pred)
+        return np.asarray(emulate(fx, data, batch_size=batch_size).score)
 
     return evaluate

@@ -17,7 +17,7 @@ from eventprop_pipeline.params import ModelParams
 from netx_export.fixed_point import FixedPointLayer
 from netx_export.hdf5_io import read_netx, write_netx
 from netx_export.limits import worst_case_u
-from netx_export.quantize import QuantizationError, UWrapWarning, quantize, threshold_mantissa
+from netx_export.quantize import QuantizationError, UWrapWarning, clearly_lower, quantize, threshold_mantissa
 
 from conftest import FIXTURE_DIR
 
@@ -190,6 +190,127 @@ def test_calibrate_skips_candidates_loihi_cannot_represent():
     assert fx.hidden.vth_mant <= 2**17 - 1
 
 
+def test_calibrate_ranks_by_readout_behaviour_before_weight_error():
+    """Every candidate classifies the calibration set perfectly; the (fake) readout scores are closest to
+    the float scores at q_p / sqrt(2), where the weight error is *larger* than at q_p. The behavioural
+    criterion wins; accuracy still comes first; with equal behaviour (readout) weight error decides."""
+    net = small_net()
+    labels = np.arange(8) % 4
+
+    class Data:
+        n_channels, timesteps, name = 10, P.timesteps, "fake"
+        def __init__(self): self.labels = labels  # noqa: E704
+        def __len__(self): return len(labels)  # noqa: E704
+
+    float_scores = 10.0 + 2.0 * np.eye(4)[labels]
+    q_p = 2.0 ** -8
+    target = q_p * 2 ** -0.5
+
+    def relative_error(step):
+        return 0.05 + 0.1 * abs(math.log2(step / target))
+
+    def evaluate(fx):
+        if fx.hidden.step == q_p / 2:      # closest scores of all (error 2.01 / 336), one sample wrong
+            wrong = float_scores.copy()
+            wrong[0, 1] += 2.01
+            return wrong
+        return float_scores * (1 + relative_error(fx.hidden.step))   # argmax unchanged
+
+    fx, rep = quiet_quantize(net, strategy="calibrate", calibration=Data(), evaluate=evaluate,
+                             float_scores=float_scores)
+    assert fx.hidden.step == pytest.approx(target)
+    evaluated = [e for e in rep.search if "skipped" not in e]
+    for e in evaluated:          # the recorded criterion values are the ones the fake evaluator produced
+        if e["hidden_step"] != q_p / 2:
+            assert e["score_error"] == pytest.approx(relative_error(e["hidden_step"]))
+            assert (e["accuracy"], e["agreement"]) == (1.0, 1.0)
+        # hidden weights: 100 of +0.3 and 100 of -0.3, saturating at 127 / -128
+        q, k = e["hidden_step"], round(0.3 / e["hidden_step"])
+        pos, neg = 0.3 - q * min(k, 127), -0.3 + q * min(k, 128)
+        expected = math.sqrt((pos ** 2 + neg ** 2) / 2) / 0.3
+        assert e["hidden_weight_error"] == pytest.approx(expected, rel=1e-4)   # weights are stored as float32
+    at_q_p = next(e for e in evaluated if e["hidden_step"] == q_p and e["readout_step"] == 2.0 ** -11)
+    at_target = next(e for e in evaluated if e.get("chosen"))
+    # weight error alone (the old tie-break) would have kept q_p: 76.8 -> 77 vs 108.6 -> 109
+    assert at_q_p["hidden_weight_error"] < at_target["hidden_weight_error"]
+    assert at_q_p.get("percentile") and rep.percentile_score_error == pytest.approx(relative_error(q_p))
+    halved = next(e for e in evaluated if e["hidden_step"] == q_p / 2)
+    assert halved["score_error"] == pytest.approx(2.01 / 336) and halved["accuracy"] == 7 / 8
+    # each sample's error is the same relative error, so the gain over the start is exact (zero spread)
+    assert at_target["vs_start"]["clearly_lower"] and at_target["vs_start"]["std_error"] == pytest.approx(0, abs=1e-12)
+    assert at_target["vs_start"]["score_error_diff"] == pytest.approx(relative_error(target) - relative_error(q_p))
+    # the readout step does not change the fake scores: no candidate is clearly better, the start stays
+    readout_search = [e for e in evaluated if e["searched_layer"] == "readout"]
+    assert len(readout_search) >= 7 and fx.readout.step == 2.0 ** -11
+    assert not any(e["vs_start"]["clearly_lower"] for e in readout_search)
+    assert min(e["readout_weight_error"] for e in readout_search) < at_target["readout_weight_error"]
+    assert rep.score_error == at_target["score_error"] and "score_error" in rep.criterion
+    assert "readout score error vs float" in rep.table()
+    saved = json.loads(rep.to_json())
+    assert [e.get("chosen", False) for e in saved["search"]].count(True) == 1
+
+
+def test_clearly_lower_hand_computed():
+    # d = [-1, -3]: mean -2, sample std sqrt(2), SE 1: -2 + 2 * 1 = 0 is not < 0
+    assert clearly_lower(np.array([1.0, 1.0]), np.array([2.0, 4.0])) == (-2.0, pytest.approx(1.0), False)
+    # d = [-1, -3, -2]: mean -2, std 1, SE 1/sqrt(3): -2 + 2 / sqrt(3) < 0
+    assert clearly_lower(np.zeros(3), np.array([1.0, 3.0, 2.0])) == (-2.0, pytest.approx(3 ** -0.5), True)
+    assert clearly_lower(np.zeros(1), np.ones(1))[2] is False          # one sample: no evidence
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_calibrate_moves_only_on_a_clear_score_gain(consistent):
+    """The start (percentile) has relative error 0.05 on every sample. At q_p / sqrt(2) the mean error is
+    0.045: spread evenly (a clear gain) it is chosen; as 0 / 0.09 alternating (SE 0.017 > gain 0.005),
+    it is noise and the start stays. Every other step is worse."""
+    labels = np.arange(8) % 4
+
+    class Data:
+        n_channels, timesteps, name = 10, P.timesteps, "fake"
+        def __init__(self): self.labels = labels  # noqa: E704
+        def __len__(self): return len(labels)  # noqa: E704
+
+    float_scores = 10.0 + 2.0 * np.eye(4)[labels]          # every row sums to 42: per-sample error = e_i
+    q_p = 2.0 ** -8
+    target = q_p * 2 ** -0.5
+    noisy = np.where(np.arange(8) % 2 == 0, 0.0, 0.09)
+
+    def evaluate(fx):
+        q = fx.hidden.step
+        if q == target:
+            e = np.full(8, 0.045) if consistent else noisy
+        else:
+            e = np.full(8, 0.05 + 0.1 * abs(math.log2(q / q_p)))
+        return float_scores * (1 + e[:, None])
+
+    fx, rep = quiet_quantize(small_net(), strategy="calibrate", calibration=Data(), evaluate=evaluate,
+                             float_scores=float_scores)
+    at_target = next(e for e in rep.search if e["hidden_step"] == target and e["readout_step"] == 2.0 ** -11)
+    assert at_target["score_error"] == pytest.approx(0.045)
+    assert at_target["vs_start"]["score_error_diff"] == pytest.approx(-0.005)
+    if consistent:
+        assert fx.hidden.step == target and at_target["vs_start"]["clearly_lower"]
+    else:
+        assert at_target["vs_start"]["std_error"] == pytest.approx(np.std(noisy - 0.05, ddof=1) / math.sqrt(8))
+        assert fx.hidden.step == q_p and not at_target["vs_start"]["clearly_lower"]
+        assert rep.score_error == pytest.approx(0.05) and rep.percentile_score_error == rep.score_error
+
+
+def test_calibrate_rejects_malformed_scores():
+    labels = np.zeros(4, np.int64)
+
+    class Data:
+        n_channels, timesteps, name, labels = 10, P.timesteps, "fake", np.zeros(4, np.int64)
+        def __len__(self): return 4  # noqa: E704
+
+    with pytest.raises(QuantizationError, match=r"float_scores: expected finite readout scores of shape \(4, 4\)"):
+        quiet_quantize(small_net(), strategy="calibrate", calibration=Data(), evaluate=lambda fx: labels,
+                       float_scores=np.zeros((4, 3)))
+    with pytest.raises(QuantizationError, match=r"evaluate\(\) result: expected predictions of shape \(4,\)"):
+        quiet_quantize(small_net(), strategy="calibrate", calibration=Data(), evaluate=lambda fx: labels[:3],
+                       float_scores=np.zeros((4, 4)))
+
+
 # ------------------------------------------------------------------ the mlGeNN fixture and the emulator
 
 @pytest.fixture(scope="module")
@@ -210,15 +331,18 @@ def test_fixture_8_bit_conversion_loss_is_tiny(tmp_path, fixture_net_and_data):
 
     def evaluate(fx):
         runs.append(emulate(fx, calib))
-        return runs[-1].pred
+        return runs[-1].score
 
     fx, rep = quiet_quantize(net, weight_bits=8, calibration=calib, evaluate=evaluate,
-                             float_predictions=float_run.prediction)
+                             float_scores=float_run.readout)
     assert len(runs) == 1
+    assert np.array_equal(np.argmax(float_run.readout, axis=1), float_run.prediction)
+    assert rep.agreement == np.mean(runs[0].pred == float_run.prediction)
     assert rep.agreement >= 0.95 and rep.fixed_accuracy >= rep.float_accuracy - 0.05
     # The readout scores, not just the argmax, follow the float model: the scaling is right.
     rel = np.abs(runs[0].score - float_run.readout).mean() / np.abs(float_run.readout).mean()
     assert rel < 0.05, rel
+    assert rep.score_error == pytest.approx(rel, rel=1e-6)      # the float readout is float32
     # What Lava will read is what the emulator ran.
     back = read_netx(write_netx(fx, tmp_path / "fx.h5"))
     np.testing.assert_array_equal(back.hidden.weight_rec, fx.hidden.weight_rec)
@@ -234,8 +358,45 @@ def test_calibrate_never_worse_than_percentile(fixture_net_and_data):
     _, rep_p = quiet_quantize(net, weight_bits=3, calibration=calib)
     _, rep_c = quiet_quantize(net, weight_bits=3, strategy="calibrate", calibration=calib)
     assert rep_c.percentile_accuracy == rep_p.fixed_accuracy
+    assert rep_c.percentile_score_error == rep_p.score_error
     assert rep_c.fixed_accuracy >= rep_p.fixed_accuracy
-    assert (rep_c.fixed_accuracy, rep_c.agreement) >= (rep_p.fixed_accuracy, rep_p.agreement)
+    key = lambda r: (r.fixed_accuracy, r.agreement, -r.score_error)  # noqa: E731
+    assert key(rep_c) >= key(rep_p)
+    # Every candidate's criterion values are in the report; the chosen one is the best of its readout search.
+    evaluated = [e for e in rep_c.search if "skipped" not in e]
+    assert 15 <= len(evaluated) <= 23       # the search cost stays about 21 emulator runs
+    for e in evaluated:
+        assert 0 <= e["accuracy"] <= 1 and 0 <= e["agreement"] <= 1 and math.isfinite(e["score_error"])
+    chosen = [e for e in evaluated if e.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["score_error"] == rep_c.score_error
+    # each move away from a search's start is justified by accuracy, agreement or a clear score gain
+    for e in evaluated:
+        if "vs_start" in e and (e.get("chosen") or e["searched_layer"] == "hidden" and
+                                e["hidden_step"] == chosen[0]["hidden_step"]):
+            start = next(x for x in evaluated if (x["hidden_step"], x["readout_step"]) ==
+                         (e["vs_start"]["start_hidden_step"], e["vs_start"]["start_readout_step"]))
+            assert (e["accuracy"], e["agreement"]) > (start["accuracy"], start["agreement"]) or \
+                (e["accuracy"], e["agreement"]) == (start["accuracy"], start["agreement"]) and \
+                e["vs_start"]["clearly_lower"]
+            assert e["vs_start"]["score_error_diff"] == pytest.approx(e["score_error"] - start["score_error"])
+
+
+def test_calibrate_8_bit_held_out_not_worse_than_percentile(fixture_net_and_data):
+    """Issue #4's case: calibrating on samples 0-63 (where every candidate scores 100 %) must not lose
+    held-out samples 64-127 that the percentile step keeps (the weight-error tie-break lost one)."""
+    from netx_export.emulator import emulate
+
+    net, data = fixture_net_and_data
+    calib, held_out = data.subset(range(64)), data.subset(range(64, 128))
+    _, rep = quiet_quantize(net, weight_bits=8, strategy="calibrate", calibration=calib)
+    assert rep.fixed_accuracy == rep.percentile_accuracy == 1.0          # accuracy cannot rank them
+    assert rep.score_error <= rep.percentile_score_error
+    fx_c, _ = quiet_quantize(net, weight_bits=8, steps={"hidden": rep.layer("hidden").step,
+                                                         "readout": rep.layer("readout").step}, clip=True)
+    fx_p, _ = quiet_quantize(net, weight_bits=8)
+    acc = {name: float(np.mean(emulate(fx, held_out).pred == held_out.labels))
+           for name, fx in (("calibrate", fx_c), ("percentile", fx_p))}
+    assert acc["calibrate"] >= acc["percentile"], acc
 
 
 # ------------------------------------------------------------------------------------------------- CLI

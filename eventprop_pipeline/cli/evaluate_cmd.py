@@ -53,7 +53,7 @@ def load_eval_data(args, net_params):
 def resolve_backend(args) -> str:
     from ..errors import ConfigError
 
-    is_h5 = Path(args.model).suffix.lower() in (".h5", ".hdf5")
+    is_h5 = Path(args.model).suffix.lower() in (".h5", ".hdf5", ".net")
     backend = args.backend if args.backend != "auto" else ("emulator" if is_h5 else "float")
     if backend == "float" and is_h5:
         raise ConfigError(f"{args.model}: --backend float needs the float .npz network; a .h5 runs with "
