@@ -160,22 +160,24 @@ def machine_description(device: str) -> str:
                 break
     except OSError:
         pass
-    return f"CPU {cpu} ({os.cpu_count()} cores, torch {torch.get_num_threads()} threads)"
+    import numba
+    return f"CPU {cpu} ({os.cpu_count()} cores, numba {numba.get_num_threads()} threads)"
 
 
 def measure_float_latency(net: Network, data, device: str, n: int) -> dict:
-    """Batch-1 wall time of the float forward pass (after one warm-up run), median over n samples."""
-    from ..model.forward import simulate
+    """Batch-1 wall time of the float forward pass used for evaluation (`eventprop.predict`: the
+    event-driven engine on the CPU, PyTorch on CUDA), after one warm-up run; median over n samples."""
+    from ..eventprop import predict
 
     n = min(n, len(data))
     if n == 0:
         return {"batch1_ms_median": None, "latency_n": 0}
-    simulate(net, data.dense([0]), device=device)
+    predict(net, data.subset([0]), device=device)
     times = []
     for i in range(n):
-        x = data.dense([i])
+        sample = data.subset([i])
         t0 = time.perf_counter()
-        simulate(net, x, device=device)
+        predict(net, sample, device=device)
         times.append(time.perf_counter() - t0)
     return {"batch1_ms_median": 1e3 * float(np.median(times)), "batch1_ms_min": 1e3 * float(np.min(times)), "latency_n": n}
 

@@ -28,7 +28,8 @@ JETSON_MJ_PER_SAMPLE = 85.0
 SOURCES = [
     "Davies et al. 2018, Loihi: A Neuromorphic Manycore Processor with On-Chip Learning, IEEE Micro 38(1), "
     "Table 1: 23.6 pJ and 3.5 ns per synaptic spike op; 81 pJ and 8.4 ns per active neuron update; "
-    "1.7 pJ per within-tile spike.",
+    "1.7 pJ per within-tile spike (Loihi 1, 14 nm; 23.6 pJ/SOP is the widely quoted headline figure, "
+    "the other per-operation figures should be checked against the paper before quoting absolute values).",
     "Intel Labs 2021, Loihi 2 technology brief, and Orchard et al. 2021, Efficient Neuromorphic Signal "
     "Processing with Loihi 2 (IEEE SiPS, arXiv:2111.03746): Loihi 2 up to 10x faster than Loihi "
     "(used only to scale the latency; energy per op kept at Loihi's).",

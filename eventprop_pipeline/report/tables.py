@@ -9,7 +9,7 @@ def _pct(x) -> str:
 def accuracy_rows(s: dict) -> list[tuple[str, str, str, str]]:
     """(backend, n, accuracy, note) rows."""
     acc, lava = s["accuracy"], s["lava"]
-    rows = [("float model (PyTorch)", str(acc["float"]["n"]), _pct(acc["float"]["accuracy"]), "whole test split"),
+    rows = [("float model", str(acc["float"]["n"]), _pct(acc["float"]["accuracy"]), "whole test split"),
             ("fixed point (emulator)", str(acc["emulator"]["n"]), _pct(acc["emulator"]["accuracy"]),
              "whole test split, bit-exact model of Lava")]
     if "lava" in acc:
