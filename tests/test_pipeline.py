@@ -5,6 +5,7 @@ re-checks the saved traces), accuracies recomputed here from the saved predictio
 model re-evaluated here on the saved model file.
 """
 import json
+import os
 import re
 
 import numpy as np
@@ -44,11 +45,17 @@ def tiny_config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_config, tmp_path_factory):
-    """One full pipeline run with Lava (shared by the tests that only read it)."""
-    out = tmp_path_factory.mktemp("runs") / "full"
-    rc = main(["pipeline", "--config", str(tiny_config), "--out", str(out)])
+    """One full pipeline run with Lava (shared by the tests that only read it), given a relative
+    --out as `make demo` does."""
+    parent = tmp_path_factory.mktemp("runs")
+    cwd = os.getcwd()
+    os.chdir(parent)
+    try:
+        rc = main(["pipeline", "--config", str(tiny_config), "--out", "full"])
+    finally:
+        os.chdir(cwd)
     assert rc == 0
-    return out
+    return parent / "full"
 
 
 def _manifest(run_dir):

@@ -38,7 +38,7 @@ class StageManifest:
     """The stage records of one run folder; every change is written to disk atomically."""
 
     def __init__(self, run_dir, stages: dict | None = None):
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()
         self.stages: dict[str, dict] = stages or {}
 
     @property

@@ -61,7 +61,7 @@ def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
 def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, deploy: DeployOptions | None = None,
                  train_config=None, resume: bool = False, progress: bool = True, log=print) -> PipelineResult:
     """Run every stage not already done; raise a PipelineError (e.g. TraceMismatchError) on failure."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()  # stage outputs are recorded relative to it
     deploy = deploy or DeployOptions()
     data = data or DataSpec()
     check_run_dir(run_dir, resume)
