@@ -123,7 +123,11 @@ def load_network(path) -> Network:
     if not path.is_file():
         raise NetworkFileError(f"{path}: network file not found")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise NetworkFileError(f"{path}: a single .npy array, not a network .npz file (for mlGeNN weight "
+                                   f"files use `eventprop import-mlgenn`)")
+        with loaded as npz:
             contents = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise NetworkFileError(f"{path}: not a readable network .npz file (truncated or corrupt?): {exc}") from None

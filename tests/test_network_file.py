@@ -126,6 +126,9 @@ def test_truncated_corrupt_missing_and_pickled_files(tmp_path):
         load_network(tmp_path / "junk.npz")
     with pytest.raises(NetworkFileError, match="not found"):
         load_network(tmp_path / "absent.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3, np.float32))
+    with pytest.raises(NetworkFileError, match="single.npy: a single .npy array"):
+        load_network(tmp_path / "single.npy")
     # An object array needs pickle to load: refused, never executed.
     with open(tmp_path / "obj.npz", "wb") as fh:
         np.savez(fh, metadata=np.array([{"a": 1}], dtype=object))

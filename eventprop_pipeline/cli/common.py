@@ -15,10 +15,11 @@ def add_debug(parser: argparse.ArgumentParser) -> None:
                         help="show full Python tracebacks on errors")
 
 
-def add_data_options(parser: argparse.ArgumentParser, *, split_default: str = "test") -> None:
+def add_data_options(parser: argparse.ArgumentParser, *, split_default: str = "test",
+                     dataset_default: str | None = "synthetic", dataset_help: str | None = None) -> None:
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", default="synthetic", choices=DATASETS,
-                   help="data set (default: synthetic, built in, no download)")
+    g.add_argument("--dataset", default=dataset_default, choices=DATASETS,
+                   help=dataset_help or "data set (default: synthetic, built in, no download)")
     g.add_argument("--data-root", default=None,
                    help=f"folder holding SHD/ and SSC/ (default: ${DATA_ROOT_ENV} or ./datasets)")
     g.add_argument("--split", default=split_default,

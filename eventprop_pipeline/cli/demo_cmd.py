@@ -12,7 +12,7 @@ DEMO_CONFIG = "demo.toml"
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP + ". Uses configs/demo.toml (a small network and data "
-                       "set: about 5 minutes on a 2-core CPU). Rerunning continues the run in --out; "
+                       "set: about 2 minutes on a 2-core CPU after the first install). Rerunning continues the run in --out; "
                        "finished stages are not redone.")
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--config", default=None, help=f"pipeline config (default: configs/{DEMO_CONFIG})")

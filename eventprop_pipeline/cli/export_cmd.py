@@ -14,7 +14,8 @@ DESCRIPTION = HELP + """.
 
 Weights get one step per layer (hidden: input and recurrent together):
   --scale percentile  the reference exporter's power of two from the 99th percentile of |w|
-  --scale calibrate   search each layer's step to maximise the fixed-point (emulator) accuracy on a
+  --scale calibrate   search each layer's step (emulator runs) for the best fixed-point accuracy, then the
+                      closest agreement with the float model's readout, on a
                       calibration set (--dataset/--split/--limit; default split train, first 256 samples)
 With --dataset, the report also gives float vs fixed-point accuracy on that set.
 The report (table on stdout, JSON next to --out unless --report) lists steps, clipped weights,
@@ -36,8 +37,8 @@ def register(sub) -> None:
                    "(default: <out stem>.quantization.json next to --out)")
     p.add_argument("--batch-size", type=int, default=64, help="calibration samples simulated at once (default 64)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    add_data_options(p, split_default="train")
-    p.set_defaults(dataset=None)   # no calibration set unless asked for
+    add_data_options(p, split_default="train", dataset_default=None,
+                     dataset_help="calibration data set (default: none; --scale calibrate needs one)")
     add_debug(p)
     p.set_defaults(func=run)
 
