@@ -56,6 +56,15 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "o.npz").exists()
 
 
+def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+    from conftest import FIXTURE_DIR
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    err = one_line_error(capsys, ["import-mlgenn", str(FIXTURE_DIR), "--epoch", "29",
+                                  "--out", str(blocker / "model.npz")])
+    assert "a_file" in err
+
+
 def test_unknown_dataset_is_rejected_by_the_parser(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "x.npz", "--dataset", "mnist"])

@@ -57,6 +57,18 @@ def main(argv=None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:   # disk full, permission denied, ...: name the file, no traceback
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, with the way to get the details
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (a bug; rerun with --debug for the "
+              f"traceback and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
