@@ -163,14 +163,18 @@ def memory_child(method: str, T: int, device: str, activity: str = "utterance") 
 
 
 def measure_memory(method: str, T: int, device: str, activity: str = "utterance") -> float:
+    # Large blocks via mmap: freed memory goes back to the OS at once, so the peak RSS above the
+    # baseline is the step's own peak working set (not hidden by reuse of the warm-up's freed heap).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     out = subprocess.run([sys.executable, __file__, "--memory-child", method, str(T), device, activity],
-                         capture_output=True, text=True, check=True, timeout=1800)
+                         capture_output=True, text=True, check=True, timeout=1800, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    ap.add_argument("--memory-only", action="store_true", help="only the peak-memory scan")
     ap.add_argument("--memory-child", nargs=4, metavar=("METHOD", "T", "DEVICE", "ACTIVITY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -180,18 +184,18 @@ def main(argv=None) -> int:
     q = args.quick
     T = 200 if q else 1000
     print(f"threads: {os.cpu_count()} cpus, numba threads {__import__('numba').config.NUMBA_NUM_THREADS}")
-    wall, cpu, rate = time_train_step(T=T, repeats=1 if q else 3)
-    print(f"cpu_ms_per_train_sample: {wall:.2f}")
-    print(f"cpu_process_time_ms_per_train_sample: {cpu:.2f}")
-    print(f"cpu_hidden_spikes_per_neuron_per_trial: {rate:.1f}")
-    print(f"cpu_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-        wall, _, _ = time_train_step(T=T, device="cuda", repeats=1 if q else 3)
-        print(f"cuda_device: {torch.cuda.get_device_name()}")
-        print(f"cuda_ms_per_train_sample: {wall:.3f}")
-        print(f"cuda_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if not args.memory_only:
+        wall, cpu, rate = time_train_step(T=T, repeats=1 if q else 3)
+        print(f"cpu_ms_per_train_sample: {wall:.2f}")
+        print(f"cpu_process_time_ms_per_train_sample: {cpu:.2f}")
+        print(f"cpu_hidden_spikes_per_neuron_per_trial: {rate:.1f}")
+        print(f"cpu_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
+        if torch.cuda.is_available():
+            wall, _, _ = time_train_step(T=T, device="cuda", repeats=1 if q else 3)
+            print(f"cuda_device: {torch.cuda.get_device_name()}")
+            print(f"cuda_ms_per_train_sample: {wall:.3f}")
+            print(f"cuda_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
     lengths = (100, 200) if q else (250, 500, 1000, 2000)
     for device in devices:
         tag = "" if device == "cpu" else "cuda_"
@@ -208,6 +212,8 @@ def main(argv=None) -> int:
         for t in lengths:
             const = measure_memory("eventprop", t, device, "constant")
             print(f"{tag}mem_eventprop_constant_rate_T{t}_mib: {const:.1f}")
+    if args.memory_only:
+        return 0
     for H in ((128, 256) if q else (128, 256, 512, 1024)):
         wall, _, rate = time_train_step(H=H, T=T, repeats=1 if q else 2)
         print(f"tail_cpu_ms_per_sample_hidden{H}: {wall:.2f}")
