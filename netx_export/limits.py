@@ -103,6 +103,9 @@ def validate_layer(layer: FixedPointLayer, role: str, n_pre: int, where: str) ->
                      f"the declared {layer.weight_bits}-bit range", fix)
     elif layer.weight_rec is not None:
         raise NetxFileError(f"{where}/weight_rec: a 'dense' layer has no recurrent weights")
+    if not np.any(layer.weight) and (layer.weight_rec is None or not np.any(layer.weight_rec)):
+        raise NetxFileError(f"{where}/weight: every weight is zero; netx cannot load such a layer "
+                            f"(log2 of an infinite scale): the network is untrained or the step is far too large")
     if layer.bias is not None:
         _check_int_array(layer.bias, f"{where}/bias", (n,))
         _check_range(layer.bias, *BIAS_RANGE, f"{where}/bias", "Loihi's 13-bit bias mantissa",

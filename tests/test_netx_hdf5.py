@@ -262,6 +262,10 @@ def _bias_range(fx):
     fx.hidden.bias = np.full(N_HID, 5000, np.int64)
 
 
+def _all_zero_readout(fx):
+    fx.readout.weight = np.zeros_like(fx.readout.weight)
+
+
 def _metadata_not_json(fx):
     fx.metadata = {"x": object()}
 
@@ -274,6 +278,7 @@ BAD_NETWORKS = {
     "rec on readout": (_rec_on_readout, "/layer/2/weight_rec"),
     "bias range": (_bias_range, "/layer/1/bias"),
     "metadata": (_metadata_not_json, "not plain JSON"),
+    "all-zero layer": (_all_zero_readout, "/layer/2/weight: every weight is zero"),
 }
 
 

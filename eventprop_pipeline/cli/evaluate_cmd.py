@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("model", help="network file: .npz (float model) or .h5 (NetX fixed point, from `export`)")
     add_data_options(p)
     p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="auto (default): float for .npz, emulator for .h5; emulator and lava need a .h5")
+                   help="auto (default): float for .npz, emulator for a NetX file (.h5, .hdf5, .net); emulator and lava need a .h5")
     p.add_argument("--timesteps", type=int, default=None,
                    help="time steps per sample for a .h5 (default: from the file's metadata)")
     p.add_argument("--dt", type=float, default=None, help="time step in ms for a .h5 (default: from the file)")
