@@ -36,14 +36,17 @@ class DataConfig:
     test_limit: int = 0
 
 
+_MODEL_DEFAULTS = ModelParams()   # one source for the neuron parameters' defaults
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     hidden: int = 128
-    tau_mem: float = 20.0
-    tau_syn: float = 5.0
-    v_thresh: float = 1.0
-    dt: float = 1.0
-    timesteps: int = 500
+    tau_mem: float = _MODEL_DEFAULTS.tau_mem
+    tau_syn: float = _MODEL_DEFAULTS.tau_syn
+    v_thresh: float = _MODEL_DEFAULTS.v_thresh
+    dt: float = _MODEL_DEFAULTS.dt
+    timesteps: int = 500            # shorter than the paper's 1000: the synthetic set trains in seconds
     init_input_hidden: tuple = (0.03, 0.01)     # Normal (mean, sd)
     init_hidden_hidden: tuple = (0.0, 0.02)
     init_hidden_output: tuple = (0.0, 0.03)
