@@ -23,6 +23,8 @@ from eventprop_pipeline.errors import DataError, PipelineError
 from .emulator import EXTRA_STEPS, EmulatorResult, readout_score_weights
 from .fixed_point import FixedPointNetwork
 
+SAVE_INTERVAL_S = 10.0   # how often a long Lava run rewrites its checkpoint
+
 
 class LavaRunError(PipelineError):
     """Lava is missing, the hardware is not reachable, or a checkpoint does not fit this run."""
@@ -84,7 +86,18 @@ def _run_config(hardware: bool, model_map: dict):
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map)
 
 
-def _load_checkpoint(path: Path, sha: str, T: int) -> dict[int, dict]:
+def data_fingerprint(data) -> str:
+    """SHA-256 of the binary input events, labels, dt and T of a SpikeDataset: a checkpoint row is
+    reused only for exactly the same samples."""
+    h = hashlib.sha256()
+    binary = data.counts > 0
+    for arr in (data.offsets, data.steps[binary], data.units[binary], np.cumsum(binary), data.labels):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+    h.update(f"{float(data.dt)!r}/{int(data.timesteps)}".encode())
+    return h.hexdigest()
+
+
+def _load_checkpoint(path: Path, sha: str, T: int, data_sha: str) -> dict[int, dict]:
     """Rows already done: {data index: {key: value}}; an unrelated checkpoint is an error."""
     if not path.is_file():
         return {}
@@ -96,13 +109,17 @@ def _load_checkpoint(path: Path, sha: str, T: int) -> dict[int, dict]:
     if str(ck.get("net_sha256")) != sha or int(ck.get("timesteps", -1)) != T:
         raise LavaRunError(f"{path}: checkpoint belongs to another network file or another T "
                            f"(timesteps {ck.get('timesteps')}); delete it or pass another --checkpoint")
+    if str(ck.get("data_sha256")) != data_sha:
+        raise LavaRunError(f"{path}: checkpoint was written for other input data (data set, split, dt or "
+                           f"sample selection differ); delete it or pass another --checkpoint")
     keys = [k for k in CHECKPOINT_KEYS if k in ck]
     return {int(i): {k: ck[k][r] for k in keys if k != "indices"} for r, i in enumerate(ck["indices"])}
 
 
-def _save_checkpoint(path: Path, done: dict[int, dict], sha: str, T: int) -> None:
+def _save_checkpoint(path: Path, done: dict[int, dict], sha: str, T: int, data_sha: str) -> None:
     order = list(done)
-    arrays = {"indices": np.array(order, np.int64), "net_sha256": np.array(sha), "timesteps": np.array(T)}
+    arrays = {"indices": np.array(order, np.int64), "net_sha256": np.array(sha), "timesteps": np.array(T),
+              "data_sha256": np.array(data_sha)}
     for k in CHECKPOINT_KEYS[1:]:
         if order and all(k in done[i] for i in order):
             arrays[k] = np.stack([done[i][k] for i in order])
@@ -156,7 +173,8 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
         raise DataError(f"{data.name}: sample indices must lie in 0..{len(data) - 1}")
     sha = _sha256(path_h5)
     ck_path = Path(checkpoint) if checkpoint is not None else None
-    done = _load_checkpoint(ck_path, sha, T) if ck_path else {}
+    data_sha = data_fingerprint(data) if ck_path else ""
+    done = _load_checkpoint(ck_path, sha, T, data_sha) if ck_path else {}
     without_trace = [int(i) for i in indices if int(i) in done and "readout_v" not in done[int(i)]]
     if record_trace and without_trace:
         raise LavaRunError(f"{ck_path}: checkpoint was written without readout traces; delete it or run "
@@ -170,7 +188,7 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
     seconds: list[float] = []
     if len(todo):
         _run_samples(run, data, todo, done, rasters, seconds,
-                     save=lambda: _save_checkpoint(ck_path, done, sha, T) if ck_path else None)
+                     save=lambda: _save_checkpoint(ck_path, done, sha, T, data_sha) if ck_path else None)
 
     rows = [done[int(i)] for i in indices]
     result = LavaResult(
@@ -200,7 +218,8 @@ class _Run:
 
 def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list, save) -> None:
     """Build the netx network with an event source and a recorder, then run `todo` one sample at a
-    time (reset between samples); each finished sample goes into `done` and is saved at once."""
+    time (reset between samples); finished samples go into `done` and are saved periodically and
+    on exit."""
     import time
 
     import_lava()
@@ -233,6 +252,7 @@ def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list
         reset = [(var, np.zeros(var.shape, np.int32)) for var in
                  (hidden.neuron.u, hidden.neuron.v, readout.neuron.u, readout.neuron.v,
                   hidden.synapse.a_buff, hidden.synapse_rec.a_buff, readout.synapse.a_buff)]
+        last_save = time.monotonic()
         try:
             with tqdm(total=len(todo), desc="lava", unit="sample", disable=not run.progress) as bar:
                 for k, index in enumerate(todo):
@@ -255,8 +275,13 @@ def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list
                         rasters[int(index)] = (spikes, np.array(maps["u"], dtype=np.int32))
                     done[int(index)] = row
                     seconds.append(time.perf_counter() - t0)
-                    save()
+                    # The checkpoint holds every finished row: rewriting it after each sample would
+                    # cost O(N^2) I/O on a long run, so save at most every SAVE_INTERVAL_S seconds.
+                    if time.monotonic() - last_save >= SAVE_INTERVAL_S:
+                        save()
+                        last_save = time.monotonic()
                     bar.update(1)
         finally:
+            save()   # also on Ctrl-C or an error: finished samples are never lost
             if source.runtime is not None:
                 source.stop()

@@ -80,6 +80,7 @@ def test_random_recurrent_network_any_order_and_interrupted_run_resumes(tmp_path
         if len(calls) == 2:
             raise KeyboardInterrupt
 
+    monkeypatch.setattr(lava_runner, "SAVE_INTERVAL_S", 0.0)      # save after every sample
     monkeypatch.setattr(lava_runner, "_save_checkpoint", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         lava_runner.run_lava(path, data, progress=False, checkpoint=ck)
@@ -93,6 +94,27 @@ def test_random_recurrent_network_any_order_and_interrupted_run_resumes(tmp_path
     write_netx(random_net(1), tmp_path / "other.h5")
     with pytest.raises(lava_runner.LavaRunError, match="another network file"):
         lava_runner.run_lava(tmp_path / "other.h5", data, progress=False, checkpoint=ck)
+    other_data = spikes_to_dataset(random_spikes(3, 40, 30, 0.15, seed=1))
+    with pytest.raises(lava_runner.LavaRunError, match="other input data"):
+        lava_runner.run_lava(path, other_data, progress=False, checkpoint=ck)
+
+    # Saves are throttled on long runs, but an interrupt still keeps every finished sample.
+    monkeypatch.setattr(lava_runner, "SAVE_INTERVAL_S", 1e9)
+    real_score = lava_runner.sequential_score
+    scored = []
+
+    def score_then_interrupt(*a):
+        scored.append(1)
+        if len(scored) == 2:
+            raise KeyboardInterrupt
+        return real_score(*a)
+
+    monkeypatch.setattr(lava_runner, "sequential_score", score_then_interrupt)
+    ck2 = tmp_path / "ck2.npz"
+    with pytest.raises(KeyboardInterrupt):
+        lava_runner.run_lava(path, data, progress=False, checkpoint=ck2)
+    with np.load(ck2, allow_pickle=False) as z:
+        assert z["indices"].tolist() == [0]
 
 
 def test_threshold_equality_and_idecay_4096(tmp_path):
