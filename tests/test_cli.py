@@ -79,3 +79,21 @@ def test_console_script_hides_traceback_unless_debug(tmp_path):
     assert r.stderr.strip() == f"error: {tmp_path / 'missing.npz'}: network file not found"
     r = subprocess.run(cmd + ["--debug"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_missing_cuda_is_a_clear_error_before_the_run_folder_exists(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    err = one_line_error(capsys, ["train", "--config", "configs/smoke.toml", "--device", "cuda", "--out", str(out)])
+    assert "CUDA is not available" in err
+    assert not out.exists()
+
+
+def test_bad_counts_are_option_errors(tmp_path, capsys):
+    from eventprop_pipeline import Network
+    model = tmp_path / "m.npz"
+    Network.initialise(700, 8, 20, seed=0).save(model)
+    assert "batch size must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--batch-size", "0"])
+    assert "--limit must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--limit", "-1"])
+    assert "--limit must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--limit", "0"])

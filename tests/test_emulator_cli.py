@@ -84,3 +84,13 @@ def test_npz_float_backend_unchanged(fixture_files, capsys):
                  "--limit", "4", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["backend"] == "float" and summary["n"] == 4
+
+
+def test_netx_file_is_recognised_by_content_not_name(fixture_files, capsys):
+    import shutil
+    tmp, _ = fixture_files
+    odd = tmp / "exported.netx"
+    shutil.copy(tmp / "net.h5", odd)
+    assert main(["evaluate", str(odd), "--dataset", "shd", "--data-root", str(FIXTURE_DIR), "--limit", "2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "emulator"

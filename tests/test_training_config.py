@@ -95,3 +95,12 @@ def test_unreadable_files(tmp_path):
     assert "unknown config format" in error_of(tmp_path, "x", name="c.ini")
     with pytest.raises(PipelineError, match="not found"):
         load_train_config(tmp_path / "missing.toml")
+
+
+def test_ssc_cannot_train_or_validate_on_the_test_split():
+    from eventprop_pipeline.training.config import build_config
+    with pytest.raises(ConfigError, match="train_split = test_split"):
+        build_config({"data": {"dataset": "ssc", "train_split": "test"}}, "cfg")
+    with pytest.raises(ConfigError, match="valid_split = 'test' is also the train or test split"):
+        build_config({"data": {"dataset": "ssc", "valid_split": "test"}}, "cfg")
+    assert build_config({"data": {"dataset": "ssc", "valid_split": "valid"}}, "cfg").data.valid_split == "valid"

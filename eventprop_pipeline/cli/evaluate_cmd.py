@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import h5py
+
 from ..data.registry import load_dataset
 from ..data.synthetic import SyntheticConfig
 from ..network import load_network
@@ -53,7 +55,9 @@ def load_eval_data(args, net_params):
 def resolve_backend(args) -> str:
     from ..errors import ConfigError
 
-    is_h5 = Path(args.model).suffix.lower() in (".h5", ".hdf5", ".net")
+    path = Path(args.model)
+    # By content when the file exists (an export may have any name), else by suffix.
+    is_h5 = h5py.is_hdf5(path) if path.is_file() else path.suffix.lower() in (".h5", ".hdf5", ".net")
     backend = args.backend if args.backend != "auto" else ("emulator" if is_h5 else "float")
     if backend == "float" and is_h5:
         raise ConfigError(f"{args.model}: --backend float needs the float .npz network; a .h5 runs with "

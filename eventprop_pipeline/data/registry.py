@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split
@@ -20,6 +20,8 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
     arguments so that data and network always agree). shd/ssc: read from `data_root`.
     """
     name = name.lower()
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "synthetic":

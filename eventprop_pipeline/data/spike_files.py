@@ -72,7 +72,8 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
     bad = np.nonzero(lengths != unit_lengths)[0]
     if len(bad):
         raise DataError(f"{path}: sample {bad[0]} has {lengths[bad[0]]} spike times but {unit_lengths[bad[0]]} units")
-    all_times = np.concatenate(times).astype(np.float16, copy=False) if len(times) else np.zeros(0, np.float16)
+    # Widened, never re-rounded: SHD/SSC store float16, other files keep their own precision.
+    all_times = np.concatenate(times).astype(np.float64) if len(times) else np.zeros(0)
     all_units = np.concatenate(units).astype(np.int64) if len(units) else np.zeros(0, np.int64)
     spec = SPEC.get(dataset_key)
     n_channels = n_channels or (spec[3] if spec else int(all_units.max(initial=-1)) + 1)
@@ -81,7 +82,7 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
         raise DataError(f"{path}: unit index {int(all_units.max())} out of range for {n_channels} channels")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f"{path}: label {int(labels.max())} out of range for {n_classes} classes")
-    if len(all_times) and not np.isfinite(all_times.astype(np.float32)).all():
+    if len(all_times) and not np.isfinite(all_times).all():
         raise DataError(f"{path}: spikes/times contains NaN or inf")
     sample_index = np.repeat(np.arange(len(labels)), lengths)
     steps = time_to_step(all_times, dt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.events import SpikeDataset
+from ..devices import resolve_device_name
 from ..errors import ConfigError
 from ..network import Network
 from .inputs import to_events
@@ -11,13 +12,7 @@ from .options import BatchResult, LossOptions
 
 
 def _resolve(device) -> str:
-    name = str(device)
-    if name == "auto":
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name in ("cpu", "torch-cpu") or name.startswith("cuda"):
-        return name
-    raise ConfigError(f"device {device!r} is not supported; use auto, cpu, cuda[:N] or torch-cpu")
+    return resolve_device_name(device)
 
 
 def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptions(),

@@ -26,12 +26,9 @@ class ForwardResult:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from ..errors import ConfigError
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
-    return torch.device(device)
+    from ..devices import resolve_device_name
+    name = resolve_device_name(device)
+    return torch.device("cpu" if name == "torch-cpu" else name)
 
 
 @torch.no_grad()

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..devices import resolve_device_name
+
 from ..errors import ConfigError
 from . import stages as st
 from .errors import RunDirError
@@ -42,6 +44,10 @@ def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
     src = {"kind": ctx.source.kind, "path": ctx.source.path, "epoch": ctx.source.epoch}
     if ctx.source.kind == "model" and ctx.source.path and Path(ctx.source.path).is_file():
         src["sha256"] = sha256_file(ctx.source.path)
+    if ctx.source.kind == "mlgenn" and ctx.source.path and Path(ctx.source.path).is_dir():
+        # rewritten checkpoint files (same folder, same epoch key) must trigger a new import
+        files = sorted(Path(ctx.source.path).glob(f"{ctx.source.epoch}-*-g.npy"))
+        src["sha256"] = {f.name: sha256_file(f) for f in files}
     quant = {"scale": d.scale, "clip": d.clip,
              "calibration": {"samples": d.calibration_samples, "data": data} if d.scale == "calibrate" else None}
     return {
@@ -65,6 +71,9 @@ def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, 
     deploy = deploy or DeployOptions()
     data = data or DataSpec()
     check_run_dir(run_dir, resume)
+    resolve_device_name(deploy.device)   # a bad or missing device fails now, not after training
+    if train_config is not None:
+        resolve_device_name(train_config.device)
     if deploy.lava and deploy.lava_samples > 0:
         st.require_lava()            # fail before hours of training, not after
     if source.kind == "train" and train_config is None:

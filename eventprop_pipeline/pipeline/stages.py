@@ -210,16 +210,11 @@ def stage_evaluate(ctx: RunContext):
     i = min(ctx.deploy.inspect_sample, len(test) - 1)
     fr = simulate(net, test.dense([i]), device=ctx.deploy.device, record=True)
     one = test.subset([i])
-    try:
-        er = emulate(fx, one, record_trace=True, record_hidden=True)
-    except TypeError:     # an emulator without the optional hidden raster
-        er = emulate(fx, one, record_trace=True)
+    er = emulate(fx, one, record_trace=True, record_hidden=True)
     inspect = {"sample": np.int64(i), "label": np.int64(test.labels[i]), "float_trace": fr.readout_trace[0],
                "float_raster": fr.hidden_spikes[0], "fixed_v": np.asarray(er.readout_v)[0],
                "input_steps": one.steps, "input_units": one.units}
-    raster = getattr(er, "hidden_spikes", None)
-    if raster is not None:
-        inspect["fixed_raster"] = np.asarray(raster)[0].astype(bool)
+    inspect["fixed_raster"] = np.asarray(er.hidden_spikes)[0].astype(bool)
     save_arrays(res / "inspect.npz", **inspect)
 
     timing = {"machine": machine_description(ctx.deploy.device), "n": len(test),

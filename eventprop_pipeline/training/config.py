@@ -309,14 +309,15 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: [network] tau_mem = tau_syn = {net.tau_mem}: they must differ "
                           "(Eventprop's adjoint divides by their difference)")
     valid = cfg.data.valid_split
-    if cfg.data.dataset == "ssc" and valid == VALID_SPLIT_AUTO:
-        return
-    if valid not in (VALID_SPLIT_AUTO, VALID_SPLIT_HOLDOUT) and cfg.data.dataset != "ssc":
-        raise ConfigError(f"{source}: [data] valid_split = {valid!r}: {cfg.data.dataset} has no validation split; "
-                          f"use 'auto' or 'holdout' (a seeded share valid_fraction of train)")
     if cfg.data.train_split == cfg.data.test_split:
         raise ConfigError(f"{source}: [data] train_split = test_split = {cfg.data.test_split!r}: "
                           "training on the test split would make the test accuracy meaningless")
+    if valid in (cfg.data.train_split, cfg.data.test_split):
+        raise ConfigError(f"{source}: [data] valid_split = {valid!r} is also the train or test split; "
+                          f"use 'auto', 'holdout' or a separate split")
+    if valid not in (VALID_SPLIT_AUTO, VALID_SPLIT_HOLDOUT) and cfg.data.dataset != "ssc":
+        raise ConfigError(f"{source}: [data] valid_split = {valid!r}: {cfg.data.dataset} has no validation split; "
+                          f"use 'auto' or 'holdout' (a seeded share valid_fraction of train)")
 
 
 def _parse_file(path: Path) -> dict:

@@ -26,6 +26,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, build_config
 from .metrics import append_metrics, rewrite_metrics
 from .schedule import LRSchedule
+from ..devices import resolve_device_name
 from .splits import RunData, load_run_data
 from .validation import validation_accuracy
 
@@ -64,10 +65,7 @@ class TrainSummary:
 
 
 def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return resolve_device_name(device)
 
 
 def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> SpikeDataset:
@@ -169,9 +167,12 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
         if config is None:
             raise ConfigError("train: a config is needed to start a new run")
         cfg = config
-        _prepare_run_dir(run_dir, force)
+    # Check the device and load the data before touching the run folder: a bad option must not
+    # leave (or, with --force, delete) a run behind.
     device = resolve_device(cfg.device)
     data = load_run_data(cfg)
+    if not resume:
+        _prepare_run_dir(run_dir, force)
     params = cfg.network.model_params()
     n_in, n_out = data.train.n_channels, data.train.n_classes
 
