@@ -167,7 +167,9 @@ def measure_memory(method: str, T: int, device: str, activity: str = "utterance"
     # baseline is the step's own peak working set (not hidden by reuse of the warm-up's freed heap).
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     out = subprocess.run([sys.executable, __file__, "--memory-child", method, str(T), device, activity],
-                         capture_output=True, text=True, check=True, timeout=1800, env=env)
+                         capture_output=True, text=True, timeout=1800, env=env)
+    if out.returncode:
+        raise RuntimeError(f"memory child ({method}, T={T}, {device}) failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 

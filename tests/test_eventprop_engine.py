@@ -2,6 +2,8 @@
 torch engine equals the numba engine, results are bit-reproducible, inputs and options are checked."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from eventprop_pipeline.eventprop.inputs import to_events
 from eventprop_pipeline.mlgenn_import import import_mlgenn
 from eventprop_pipeline.model import simulate
 
-FIXTURE = "tests/data/mlgenn_hidden256"
+FIXTURE = str(Path(__file__).parent / "data" / "mlgenn_hidden256")
 
 
 def fixture_batch(indices):

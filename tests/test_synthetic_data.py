@@ -1,6 +1,4 @@
 """The built-in synthetic set: deterministic, fast, temporal, and able to drive the paper's network."""
-import time
-
 import numpy as np
 import pytest
 
@@ -32,13 +30,6 @@ def test_shape_defaults_match_shd_and_sizes_are_configurable():
     assert small.steps.max() < 300 and small.units.max() < 64
     with pytest.raises(ConfigError, match="n_classes must be <="):
         SyntheticConfig(n_classes=500)
-
-
-def test_generation_takes_seconds():
-    t0 = time.perf_counter()
-    d = generate_split(SyntheticConfig(n_train=2000), "train")
-    assert len(d) == 2000
-    assert time.perf_counter() - t0 < 20
 
 
 def test_class_pairs_share_channels_but_differ_in_time():

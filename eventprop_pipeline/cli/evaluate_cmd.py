@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", metavar="CK.npz", default=None,
                    help="--backend lava: keep finished samples here; a rerun continues from it")
     p.add_argument("--hardware", action="store_true",
-                   help="--backend lava: run on Loihi 2 (needs Intel's lava-loihi) instead of the CPU simulator")
+                   help="--backend lava: run on Loihi 2 (needs Intel's lava-loihi; experimental, never run on a Loihi 2 system yet) instead of the CPU simulator")
     p.add_argument("--batch-size", type=int, default=64, help="samples simulated at once (default 64)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
     p.add_argument("--json", action="store_true", help="print a JSON object (accuracy, n, ...) on stdout")

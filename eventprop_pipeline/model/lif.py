@@ -1,7 +1,8 @@
 """Neuron dynamics as pure step functions over small typed states (mlGeNN semantics, scale_i=True).
 
 Each function takes the state and this step's synaptic input and returns the new state; nothing is
-mutated, so the same functions serve the float forward pass, the Eventprop engine and tests.
+mutated. They define the float reference model (`model.simulate`), against which the Eventprop
+engines (numba and PyTorch, written for speed) are tested.
 """
 from __future__ import annotations
 
