@@ -36,10 +36,12 @@ class EvaluationResult:
 
 
 def check_compatible(net: Network, data: SpikeDataset) -> None:
-    if data.n_channels != net.n_input:
-        raise DataError(f"{data.name}: {data.n_channels} input channels, but the network has {net.n_input} inputs")
+    from .eventprop.inputs import check_dataset
+    check_dataset(net, data)
     if data.n_classes > net.n_output:
         raise DataError(f"{data.name}: {data.n_classes} classes, but the network has only {net.n_output} outputs")
+    if len(data) == 0:
+        raise DataError(f"{data.name}: no samples to evaluate")
 
 
 def evaluate_float(net: Network, data: SpikeDataset, *, batch_size: int = 64, device="auto",

@@ -164,3 +164,17 @@ def test_cuda_engine_matches_cpu_engine():
     b = compute_batch(net, x, y, LossOptions(), device="cuda")
     assert np.abs(a.hidden_spike_counts - b.hidden_spike_counts).sum() <= 2
     assert b.loss == pytest.approx(a.loss, rel=1e-3)
+
+
+def test_data_binned_for_another_T_is_rejected():
+    net = Network.initialise(5, 4, 3, params=ModelParams(timesteps=30), seed=0)
+    x = np.zeros((2, 40, 5), np.float32)
+    with pytest.raises(DataError, match="40 time steps but the network's readout is defined over 30"):
+        compute_batch(net, x, [0, 1])
+    with pytest.raises(DataError, match="40 time steps"):
+        compute_batch(net, x, [0, 1], device="torch-cpu")
+    data = from_events(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1),
+                       n_channels=5, n_classes=3, timesteps=40, dt=1.0)
+    from eventprop_pipeline.evaluation import evaluate_float
+    with pytest.raises(DataError, match="bin the data with timesteps=30"):
+        evaluate_float(net, data)

@@ -31,7 +31,7 @@ class EventBatch:
         return out
 
 
-def _check_labels(labels, B: int, n_out: int) -> np.ndarray:
+def check_labels(labels, B: int, n_out: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (B,):
         raise DataError(f"labels have shape {labels.shape}, expected ({B},) to match the batch")
@@ -45,19 +45,31 @@ def _check_labels(labels, B: int, n_out: int) -> np.ndarray:
     return labels
 
 
+def check_dataset(net: Network, data: SpikeDataset) -> None:
+    """Data binned for another network (channels, dt, T) would give silently wrong readouts."""
+    if data.n_channels != net.n_input:
+        raise DataError(f"{data.name}: {data.n_channels} channels but the network expects {net.n_input}")
+    if abs(data.dt - net.params.dt) > 1e-9 * net.params.dt:
+        raise DataError(f"{data.name}: binned with dt={data.dt} ms but the network uses dt={net.params.dt} ms")
+    check_timesteps(net, int(data.timesteps), data.name)
+
+
+def check_timesteps(net: Network, T: int, what: str = "input") -> None:
+    if T != net.params.timesteps:
+        raise DataError(f"{what}: {T} time steps but the network's readout is defined over "
+                        f"{net.params.timesteps} (bin the data with timesteps={net.params.timesteps})")
+
+
 def to_events(net: Network, inputs, labels) -> tuple[EventBatch, np.ndarray]:
     """Events and validated labels of a batch given densely or as a SpikeDataset."""
     if len(inputs) == 0:
         raise DataError("the batch is empty: give at least one sample")
     if isinstance(inputs, SpikeDataset):
-        if inputs.n_channels != net.n_input:
-            raise DataError(f"{inputs.name}: {inputs.n_channels} channels but the network expects {net.n_input}")
-        if abs(inputs.dt - net.params.dt) > 1e-9 * net.params.dt:
-            raise DataError(f"{inputs.name}: binned with dt={inputs.dt} ms but the network uses dt={net.params.dt} ms")
+        check_dataset(net, inputs)
         ev = EventBatch(inputs.steps.astype(np.int32, copy=False), inputs.units.astype(np.int32, copy=False),
                         inputs.counts.astype(np.float64), inputs.offsets.astype(np.int64, copy=False),
                         int(inputs.timesteps))
-        return ev, _check_labels(labels, len(inputs), net.n_output)
+        return ev, check_labels(labels, len(inputs), net.n_output)
     x = inputs
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
@@ -67,8 +79,7 @@ def to_events(net: Network, inputs, labels) -> tuple[EventBatch, np.ndarray]:
     B, T, n_in = x.shape
     if n_in != net.n_input:
         raise DataError(f"input has {n_in} channels but the network expects {net.n_input}")
-    if T < 1:
-        raise DataError("input has no time steps")
+    check_timesteps(net, T)
     from . import numba_kernels as K
     if x.dtype == np.bool_:
         x = x.view(np.uint8)
@@ -85,4 +96,4 @@ def to_events(net: Network, inputs, labels) -> tuple[EventBatch, np.ndarray]:
     if n and counts.min() < 0:
         raise DataError(f"input spike counts must be >= 0, found {counts.min()}")
     ev = EventBatch(steps, units, counts, offsets, T)
-    return ev, _check_labels(labels, B, net.n_output)
+    return ev, check_labels(labels, B, net.n_output)

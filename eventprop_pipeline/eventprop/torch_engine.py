@@ -15,7 +15,7 @@ from ..errors import DataError
 from ..model.readout import readout_weights
 from ..network import Network
 from . import regulariser
-from .inputs import _check_labels
+from .inputs import check_dataset, check_labels, check_timesteps
 from .options import BatchResult, LossOptions
 
 CHUNK = 64
@@ -23,10 +23,7 @@ CHUNK = 64
 
 def _dense_input(net: Network, inputs, device, dtype) -> torch.Tensor:
     if isinstance(inputs, SpikeDataset):
-        if inputs.n_channels != net.n_input:
-            raise DataError(f"{inputs.name}: {inputs.n_channels} channels but the network expects {net.n_input}")
-        if abs(inputs.dt - net.params.dt) > 1e-9 * net.params.dt:
-            raise DataError(f"{inputs.name}: binned with dt={inputs.dt} ms but the network uses dt={net.params.dt} ms")
+        check_dataset(net, inputs)
         inputs = inputs.dense(np.arange(len(inputs)))
     x = torch.as_tensor(inputs)
     if x.ndim == 3 and x.shape[0] == 0:
@@ -35,6 +32,7 @@ def _dense_input(net: Network, inputs, device, dtype) -> torch.Tensor:
         raise DataError(f"input spikes must be a (batch, timesteps, channels) array, got shape {tuple(x.shape)}")
     if x.shape[2] != net.n_input:
         raise DataError(f"input has {x.shape[2]} channels but the network expects {net.n_input}")
+    check_timesteps(net, int(x.shape[1]))
     return x.to(device=device, dtype=dtype)
 
 
@@ -123,7 +121,7 @@ def compute(net: Network, inputs, labels, opts: LossOptions, device="cuda", dtyp
     p = net.params
     x = _dense_input(net, inputs, dev, dtype)
     B, T, n_in = x.shape
-    labels_np = _check_labels(labels.cpu().numpy() if hasattr(labels, "cpu") else labels, B, net.n_output)
+    labels_np = check_labels(labels.cpu().numpy() if hasattr(labels, "cpu") else labels, B, net.n_output)
     key = (net.n_hidden, T)
     capacity = capacity or max(128, _capacity_seen.get(key, 0))
     while True:
