@@ -3,8 +3,6 @@ optional [pipeline] table of deployment options (DeployOptions fields)."""
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 from ..errors import ConfigError
 from .options import DataSpec, DeployOptions
@@ -12,32 +10,9 @@ from .options import DataSpec, DeployOptions
 PIPELINE_SECTION = "pipeline"
 
 
-def parse_config_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:      # Python < 3.11
-                import tomli as tomllib
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            import yaml
-            return yaml.safe_load(text) or {}
-        if suffix == ".json":
-            return json.loads(text)
-    except Exception as exc:  # TOMLDecodeError, YAMLError, JSONDecodeError
-        raise ConfigError(f"{path}: invalid {suffix[1:].upper()}: {' '.join(str(exc).split())}") from None
-    raise ConfigError(f"{path}: unknown config format {suffix!r}; use .toml, .yaml/.yml or .json")
-
-
 def load_pipeline_config(path, train_overrides: dict | None = None, deploy_overrides: dict | None = None):
     """-> (TrainConfig, DeployOptions). path None: the training defaults and default deploy options."""
-    from ..training.config import build_config
+    from ..training.config import build_config, parse_config_file
 
     raw = parse_config_file(path) if path is not None else {}
     if not isinstance(raw, dict):

@@ -320,7 +320,11 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
                           f"use 'auto' or 'holdout' (a seeded share valid_fraction of train)")
 
 
-def _parse_file(path: Path) -> dict:
+def parse_config_file(path) -> dict:
+    """The raw settings of a TOML, YAML or JSON file; every problem is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
     suffix = path.suffix.lower()
     try:
         text = path.read_text()
@@ -354,7 +358,4 @@ def load_train_config(path=None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then the file (TOML, YAML or JSON) if given, then overrides (None values are ignored)."""
     if path is None:
         return build_config({}, "defaults", overrides)
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    return build_config(_parse_file(path), str(path), overrides)
+    return build_config(parse_config_file(path), str(path), overrides)
