@@ -15,3 +15,7 @@ class DataError(PipelineError):
 
 class ConfigError(PipelineError):
     """A configuration value or command-line option is invalid."""
+
+
+class RunDirError(PipelineError):
+    """A run folder holds an unrelated or unreadable run, or a needed result is missing."""

@@ -27,9 +27,8 @@ import numpy as np
 
 from eventprop_pipeline.errors import DataError, PipelineError
 
-from .fixed_point import DECAY_UNIT, STATE_SCALE, V_MAX, FixedPointLayer, FixedPointNetwork
+from .fixed_point import DECAY_UNIT, STATE_SCALE, U_LIMIT, V_MAX, FixedPointLayer, FixedPointNetwork
 
-U_LIMIT = 2 ** 23          # Lava's max_uv_val: u wraps when it leaves (-2^23, 2^23]
 EXTRA_STEPS = 2            # Lava needs T + 2 steps for the readout to see the last input bin
 
 

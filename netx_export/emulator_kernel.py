@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-U_LIMIT = 2 ** 23
-V_MAX = 2 ** 23 - 1
+from .fixed_point import U_LIMIT, V_MAX
 
 
 @njit(cache=True, inline="always")

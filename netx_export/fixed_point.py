@@ -16,6 +16,7 @@ import numpy as np
 DECAY_UNIT = 4096        # decays are in 1/4096
 STATE_SCALE = 64         # weights, bias and threshold are shifted left by 6 bits in the neuron
 U_WRAP_BITS = 24         # u wraps in 24-bit two's complement
+U_LIMIT = 2**(U_WRAP_BITS - 1)  # Lava's max_uv_val: u wraps when it leaves (-2^23, 2^23]
 V_MAX = 2**23 - 1        # v saturates at +-V_MAX
 VTH_MANT_MAX = 2**17 - 1  # 17-bit threshold mantissa
 NON_SPIKING_VTH = 2**17   # a readout threshold that can never be crossed (v <= 2^23 - 1 < 64 * 2^17)

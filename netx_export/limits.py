@@ -18,7 +18,7 @@ import numpy as np
 
 from eventprop_pipeline.errors import PipelineError
 
-from .fixed_point import (DECAY_UNIT, MAX_WEIGHT_BITS, NON_SPIKING_VTH, STATE_SCALE, U_WRAP_BITS,
+from .fixed_point import (DECAY_UNIT, MAX_WEIGHT_BITS, NON_SPIKING_VTH, STATE_SCALE, U_LIMIT,
                           VTH_MANT_MAX, FixedPointLayer, FixedPointNetwork)
 
 LAVA_WEIGHT_MIN, LAVA_WEIGHT_MAX = -256, 254
@@ -145,4 +145,4 @@ def worst_case_u(layer: FixedPointLayer) -> np.ndarray:
 
 
 def u_wrap_limit() -> int:
-    return 2 ** (U_WRAP_BITS - 1)
+    return U_LIMIT

@@ -13,7 +13,7 @@ import pytest
 
 from eventprop_pipeline.cli.main import main
 from eventprop_pipeline.pipeline import STAGES
-from eventprop_pipeline.pipeline.results import load_arrays
+from eventprop_pipeline.run_files import load_arrays
 
 TINY = """\
 seed = 0

@@ -1,9 +1,5 @@
 """Errors raised by the pipeline stages (all PipelineError: the CLI prints them on one line)."""
-from ..errors import PipelineError
-
-
-class RunDirError(PipelineError):
-    """The run folder holds an unrelated or unreadable run, or a needed result is missing."""
+from ..errors import PipelineError, RunDirError  # noqa: F401  (RunDirError lives with the other base errors)
 
 
 class LavaUnavailableError(PipelineError):

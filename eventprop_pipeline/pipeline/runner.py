@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..devices import resolve_device_name
+from ..report import build_report, load_summary
 
 from ..errors import ConfigError
 from . import stages as st
@@ -108,7 +109,6 @@ def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, 
         log(f"{label}: {status} ({info['seconds']:.1f} s){': ' + message if message else ''}")
         if comparison is not None:
             comparison.raise_if_different()
-    from ..report import load_summary
     return PipelineResult(run_dir, ran, skipped, load_summary(run_dir), report_path)
 
 
@@ -132,7 +132,6 @@ def _run_stage(name: str, ctx: st.RunContext):
         info["_comparison"] = cmp
         return "failed", outputs, info, cmp.describe()
     if name == "report":
-        from ..report import build_report
         summary = build_report(ctx.run_dir)
         return "done", {"report": ctx.run_dir / "report.md", "summary": ctx.path(st.RESULTS, "summary.json")}, \
             {"accuracy": summary["accuracy"]}, None

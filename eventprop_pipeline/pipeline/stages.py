@@ -16,7 +16,7 @@ import numpy as np
 from ..network import Network, load_network
 from .errors import LavaUnavailableError, RunDirError
 from .options import DataSpec, DeployOptions, ModelSource
-from .results import save_arrays, save_json
+from ..run_files import save_arrays, save_json
 
 MODEL_FILE = "model.npz"
 NETX_FILE = "network.net"

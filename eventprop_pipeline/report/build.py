@@ -6,16 +6,16 @@ import datetime as _dt
 from pathlib import Path
 
 import numpy as np
+from netx_export.fixed_point import STATE_SCALE
 
 from ..atomic import atomic_write_text
 from ..network import load_network
-from ..pipeline.results import load_arrays, load_json, save_json
+from ..run_files import load_arrays, load_json, save_json
 from . import figures as fg
 from .summary import compute_summary, confusion_matrix
 from .tables import accuracy_rows, accuracy_table_text, markdown_table
 
 SUMMARY_FILE = "summary.json"
-STATE_SCALE = 64      # Lava shifts weights and thresholds by 6 bits
 
 
 def load_summary(run_dir) -> dict:

@@ -1,4 +1,4 @@
-"""Saved stage results: numpy archives (never pickled) and JSON files inside the run folder."""
+"""Saved run results (pipeline stages, report): numpy archives (never pickled) and JSON files inside the run folder."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_text
+from .atomic import atomic_path, atomic_write_text
 from .errors import RunDirError
 
 
