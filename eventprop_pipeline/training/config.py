@@ -12,13 +12,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.registry import DATASETS
 from ..data.synthetic import SyntheticConfig
 from ..errors import ConfigError
+from ..eventprop.options import LOSSES, LossOptions
+from ..network import DEFAULT_INIT
 from ..params import ModelParams
 
-DATASET_NAMES = ("synthetic", "shd", "ssc")
+DATASET_NAMES = DATASETS
 DEVICES = ("cpu", "cuda", "auto")
-LOSSES = ("avg_var_exp_weight", "per_timestep")
 VALID_SPLIT_AUTO = "auto"        # SSC: its own "valid" split; SHD and synthetic: a held-out fraction of train
 VALID_SPLIT_HOLDOUT = "holdout"
 
@@ -47,9 +49,9 @@ class NetworkConfig:
     v_thresh: float = _MODEL_DEFAULTS.v_thresh
     dt: float = _MODEL_DEFAULTS.dt
     timesteps: int = 500            # shorter than the paper's 1000: the synthetic set trains in seconds
-    init_input_hidden: tuple = (0.03, 0.01)     # Normal (mean, sd)
-    init_hidden_hidden: tuple = (0.0, 0.02)
-    init_hidden_output: tuple = (0.0, 0.03)
+    init_input_hidden: tuple = DEFAULT_INIT["input_hidden"]     # Normal (mean, sd), the paper's
+    init_hidden_hidden: tuple = DEFAULT_INIT["hidden_hidden"]
+    init_hidden_output: tuple = DEFAULT_INIT["hidden_output"]
 
     def model_params(self) -> ModelParams:
         return ModelParams(tau_mem=self.tau_mem, tau_syn=self.tau_syn, v_thresh=self.v_thresh, dt=self.dt,
@@ -75,13 +77,16 @@ class OptimConfig:
     adam_eps: float = 1e-8
 
 
+_LOSS_DEFAULTS = LossOptions()
+
+
 @dataclass(frozen=True)
 class LossConfig:
-    loss: str = "avg_var_exp_weight"
-    reg_lambda_upper: float = 2.5e-10
-    reg_lambda_lower: float = 0.0
-    reg_nu_upper: float = 14.0
-    reg_nu_lower: float = -1.0     # < 0: mlGeNN's rule (the lower branch also pulls towards reg_nu_upper)
+    loss: str = _LOSS_DEFAULTS.loss
+    reg_lambda_upper: float = _LOSS_DEFAULTS.reg_lambda_upper
+    reg_lambda_lower: float = _LOSS_DEFAULTS.reg_lambda_lower
+    reg_nu_upper: float = _LOSS_DEFAULTS.reg_nu_upper
+    reg_nu_lower: float = -1.0     # < 0: mlGeNN's rule (LossOptions' None; TOML has no null)
 
 
 @dataclass(frozen=True)
