@@ -76,7 +76,8 @@ def conversion_loss(net, data, quick: bool) -> None:
 
     n = len(data)
     calib, held_out = data.subset(range(n // 2)), data.subset(range(n // 2, n))
-    float_pred = evaluate_float(net, data, batch_size=64, device="cpu").pred
+    float_result = evaluate_float(net, data, batch_size=64, device="cpu")
+    float_pred = float_result.pred
     float_acc = float(np.mean(float_pred[n // 2:] == held_out.labels))
     emit("float_accuracy_fixture_heldout", float_acc)
     strategies = ("percentile",) if quick else ("percentile", "calibrate")
@@ -85,7 +86,8 @@ def conversion_loss(net, data, quick: bool) -> None:
             t0 = time.perf_counter()
             fx, _ = quantize_quiet(net, weight_bits=bits, strategy=strategy,
                                    calibration=calib if strategy == "calibrate" else None,
-                                   float_predictions=float_pred[:n // 2] if strategy == "calibrate" else None)
+                                   float_predictions=float_pred[:n // 2] if strategy == "calibrate" else None,
+                                   float_scores=float_result.score[:n // 2] if strategy == "calibrate" else None)
             acc = float(np.mean(emulate(fx, held_out).pred == held_out.labels))
             emit(f"conversion_loss_pp_{bits}bit_{strategy}", 100 * (float_acc - acc))
             emit(f"quantize_seconds_{bits}bit_{strategy}", time.perf_counter() - t0)
