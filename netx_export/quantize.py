@@ -404,6 +404,9 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
         "quantization": {"strategy": strategy, "weight_bits": weight_bits, "clip": clip,
                          "steps": {k: float(v) for k, v in chosen.items()}},
     }
+    if calibration is not None:
+        metadata["quantization"]["calibration"] = {"data": getattr(calibration, "name", "dense array"),
+                                                   "samples": len(calibration)}
     built = build(net, chosen, weight_bits, clip=clip, forced=forced, metadata=metadata)
     fx = built.fxnet
     report = _report(net, built, sw, strategy, weight_bits, clip)

@@ -437,3 +437,15 @@ def test_cli_export_errors(tmp_path, capsys, extra, reason):
     err = capsys.readouterr().err
     assert reason in err and "Traceback" not in err
     assert not (tmp_path / "n.h5").exists()
+
+
+def test_calibration_provenance_travels_in_the_file(tmp_path, fixture_net_and_data):
+    net, data = fixture_net_and_data
+    calib = data.subset(range(8), name="shd_test.h5[0:8]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UWrapWarning)
+        fx, _ = quantize(net, weight_bits=8, strategy="calibrate", calibration=calib)
+    write_netx(fx, tmp_path / "n.net")
+    meta = read_netx(tmp_path / "n.net").metadata["quantization"]
+    assert meta["strategy"] == "calibrate"
+    assert meta["calibration"] == {"data": "shd_test.h5[0:8]", "samples": 8}

@@ -83,9 +83,6 @@ def run(args) -> int:
         fx, report = quantize(net, weight_bits=args.weight_bits, strategy=args.scale, calibration=calibration,
                               clip=args.clip, batch_size=args.batch_size)
     fx.metadata["exported_from"] = str(args.model)
-    if calibration is not None:
-        fx.metadata["quantization"]["calibration"] = {"dataset": args.dataset, "split": args.split,
-                                                      "samples": len(calibration)}
     write_netx(fx, out)
     rpath = report.save(report_path(args))
     if args.json:

@@ -129,10 +129,10 @@ def stage_export(ctx: RunContext):
 
     net = ctx.network()
     fx, report, caught = quantize_network(ctx, net, ctx.deploy.weight_bits)
-    if hasattr(report, "table"):
-        ctx.log("  " + report.table().replace("\n", "\n  "))
+    ctx.log("  " + report.table().replace("\n", "\n  "))
     for message in caught:
         ctx.log(f"  warning: {message}")
+    fx.metadata["exported_from"] = str(ctx.path(MODEL_FILE))
     write_netx(fx, ctx.path(NETX_FILE))
     report_dict = to_jsonable(report)
     save_json(ctx.path(QUANT_REPORT_FILE), report_dict)
