@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from ..data.registry import DATASETS
 from ..errors import ConfigError
@@ -64,7 +62,7 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from ..training import TrainingInterrupted, build_config, load_checkpoint, load_train_config, train
+    from ..training import TrainingInterrupted, load_train_config, train
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("give either --out RUN_DIR (a new run) or --resume RUN_DIR (continue one)")
@@ -73,17 +71,15 @@ def run(args) -> int:
         if args.config or args.force:
             raise ConfigError("--resume uses the run's own config: drop --config/--force "
                               "(only --epochs and --device may change)")
-        ckpt_path = Path(args.resume) / "checkpoint.npz"
-        stored = build_config(json.loads(load_checkpoint(ckpt_path).config_json), str(ckpt_path))
-        config = stored.with_changes(**{k: v for k, v in overrides.items() if v is not None})
-        run_dir = args.resume
+        config, run_dir = None, args.resume
     else:
         config = load_train_config(args.config, overrides)
         run_dir = args.out
     log = (lambda *a, **k: None) if args.json else print
     try:
         summary = train(config, run_dir, resume=bool(args.resume), force=args.force,
-                        progress=progress_enabled() and not args.json, log=log)
+                        progress=progress_enabled() and not args.json, log=log,
+                        overrides=overrides if args.resume else None)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)
         return 130

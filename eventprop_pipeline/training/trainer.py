@@ -151,18 +151,22 @@ class _Run:
 
 
 def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: bool = False, progress: bool = True,
-          max_epochs_this_call: int | None = None, log=print) -> TrainSummary:
+          max_epochs_this_call: int | None = None, log=print, overrides: dict | None = None) -> TrainSummary:
     """Train (or, with resume, continue training) a network; everything is written under run_dir.
 
-    config may be None when resuming (the run's own config is used). max_epochs_this_call stops
-    after that many epochs, as a kill would, leaving a resumable run (finished=False).
+    config may be None when resuming (the run's own config is used; `overrides`, e.g.
+    {"epochs": 80}, change what may change). max_epochs_this_call stops after that many epochs,
+    as a kill would, leaving a resumable run (finished=False).
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if resume:
         ckpt = load_checkpoint(run_dir / CHECKPOINT)
         stored = build_config(json.loads(ckpt.config_json), str(run_dir / CHECKPOINT))
-        cfg = _resumed_config(stored, config, str(run_dir))
+        given = config
+        if overrides:
+            given = (config or stored).with_changes(**{k: v for k, v in overrides.items() if v is not None})
+        cfg = _resumed_config(stored, given, str(run_dir))
     else:
         if config is None:
             raise ConfigError("train: a config is needed to start a new run")
