@@ -251,6 +251,14 @@ def test_pipeline_from_mlgenn_checkpoint(fixture_dir, tmp_path):
     ref = np.load(fixture_dir / "mlgenn_outputs.npz")["pred"][:12]
     assert np.mean(fl["pred"] == ref) == 1.0          # mlGeNN's own isolated-sample predictions
     assert np.mean(em["pred"] == fl["pred"]) >= 11 / 12
+    # The fixture has no training split: --scale auto fell back to percentile and said why.
+    export = _manifest(out)["export"]["info"]
+    assert export["scale"] == "percentile"
+    assert any("scale auto: no training split" in w for w in export["warnings"])
+
+
+def test_scale_auto_calibrates_when_training_data_exists(finished_run):
+    assert _manifest(finished_run)["export"]["info"]["scale"] == "calibrate"
 
 
 def test_demo_config_is_valid():

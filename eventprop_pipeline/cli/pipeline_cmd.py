@@ -36,7 +36,10 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out, skipping finished stages")
     g = p.add_argument_group("deployment (override the config's [pipeline] table)")
     g.add_argument("--weight-bits", type=int, help="weight bits, 1..8 (default 8)")
-    g.add_argument("--scale", choices=("percentile", "calibrate"), help="quantization step choice (default percentile, the reference exporter's rule, needs no data; calibrate searches the steps with the emulator on training samples and is usually more accurate)")
+    g.add_argument("--scale", choices=("auto", "calibrate", "percentile"),
+                   help="quantization step choice: calibrate (searched with the emulator on training samples), "
+                        "percentile (the reference exporter's rule, needs no data) or auto (default: calibrate "
+                        "when the data set has a training split, else percentile)")
     g.add_argument("--clip", action="store_true", default=None, help="clip unrepresentable weights instead of failing")
     g.add_argument("--lava-samples", type=int, help="test samples run in Lava and compared bit for bit (default 8)")
     g.add_argument("--no-lava", action="store_true", help="skip the Lava check (recorded as skipped, never as passed)")

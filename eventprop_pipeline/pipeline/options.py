@@ -7,7 +7,7 @@ from ..data.events import SpikeDataset
 from ..errors import ConfigError
 from ..params import ModelParams
 
-SCALES = ("percentile", "calibrate")
+SCALES = ("auto", "calibrate", "percentile")   # auto: calibrate when a training split exists
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ class DeployOptions:
     """Stages 2-4: quantization, evaluation, Lava check. Every field has a default."""
 
     weight_bits: int = 8
-    scale: str = "percentile"
+    scale: str = "auto"
     clip: bool = False
-    calibration_samples: int = 256     # training-split samples for --scale calibrate
+    calibration_samples: int = 256     # training-split samples for --scale calibrate/auto
     sweep_bits: tuple = (8, 6, 4, 2)   # accuracy-vs-bits figure (emulator)
     sweep_samples: int | None = None   # test samples for the sweep (None: the whole evaluated split)
     lava_samples: int = 8

@@ -50,7 +50,7 @@ def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
         files = sorted(Path(ctx.source.path).glob(f"{ctx.source.epoch}-*-g.npy"))
         src["sha256"] = {f.name: sha256_file(f) for f in files}
     quant = {"scale": d.scale, "clip": d.clip,
-             "calibration": {"samples": d.calibration_samples, "data": data} if d.scale == "calibrate" else None}
+             "calibration": {"samples": d.calibration_samples, "data": data} if d.scale != "percentile" else None}
     return {
         "model": lambda: fingerprint({"source": src, "train_config": st.to_jsonable(ctx.train_config)}),
         "export": lambda: fingerprint({"in": manifest.output_hashes("model"), "bits": d.weight_bits, **quant}),

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from ..network import Network, load_network
+from ..run_files import save_arrays, save_json
 from .errors import LavaUnavailableError, RunDirError
 from .options import DataSpec, DeployOptions, ModelSource
-from ..run_files import save_arrays, save_json
 
 MODEL_FILE = "model.npz"
 NETX_FILE = "network.net"
@@ -111,17 +112,27 @@ def stage_model(ctx: RunContext):
 # --- stage 2: quantize + export -------------------------------------------------------------------
 
 def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
-    """-> (FixedPointNetwork, QuantizationReport, [warning messages]); warnings are logged, not printed twice."""
+    """-> (FixedPointNetwork, QuantizationReport, [warning messages]); warnings are logged, not printed twice.
+
+    scale "auto" calibrates on the training split when there is one (it is usually several points
+    more accurate than "percentile" on small networks), else falls back to "percentile", saying so."""
     from netx_export.quantize import quantize
 
-    calibration = None
-    if ctx.deploy.scale == "calibrate":
-        calibration = ctx.data.load(net.params, split="train", limit=ctx.deploy.calibration_samples)
+    scale, calibration, notes = ctx.deploy.scale, None, []
+    if scale in ("calibrate", "auto"):
+        try:
+            calibration = ctx.data.load(net.params, split="train", limit=ctx.deploy.calibration_samples)
+            scale = "calibrate"
+        except DataError as exc:
+            if scale == "calibrate":
+                raise
+            scale = "percentile"
+            notes.append(f"scale auto: no training split to calibrate on, using percentile ({exc})")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fx, report = quantize(net, weight_bits=weight_bits, strategy=ctx.deploy.scale, calibration=calibration,
+        fx, report = quantize(net, weight_bits=weight_bits, strategy=scale, calibration=calibration,
                               clip=ctx.deploy.clip)
-    return fx, report, [str(w.message) for w in caught]
+    return fx, report, notes + [str(w.message) for w in caught]
 
 
 def stage_export(ctx: RunContext):
@@ -136,7 +147,7 @@ def stage_export(ctx: RunContext):
     write_netx(fx, ctx.path(NETX_FILE))
     report_dict = to_jsonable(report)
     save_json(ctx.path(QUANT_REPORT_FILE), report_dict)
-    info = {"weight_bits": ctx.deploy.weight_bits, "scale": ctx.deploy.scale,
+    info = {"weight_bits": ctx.deploy.weight_bits, "scale": fx.metadata["quantization"]["strategy"],
             "steps": {"hidden": fx.hidden.step, "readout": fx.readout.step},
             "vth_mant": fx.hidden.vth_mant, "i_decay": fx.hidden.i_decay, "v_decay": fx.hidden.v_decay,
             "warnings": caught}
