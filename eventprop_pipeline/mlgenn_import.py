@@ -5,7 +5,6 @@ saved by mlGeNN, so they come from the caller.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from .errors import NetworkFileError
 from .network import Network
 from .params import ModelParams
+from .provenance import utc_now
 
 DEFAULT_CONNECTIONS = {"input_hidden": "input_hidden", "hidden_hidden": "hidden_hidden",
                        "hidden_output": "hidden_output"}
@@ -54,7 +54,7 @@ def import_mlgenn(directory, epoch, *, connections: dict | None = None, params: 
                "hidden_hidden": flat["hidden_hidden"].reshape(n_rec, n_rec),
                "hidden_output": flat["hidden_output"].reshape(n_rec, -1)}
     prov = {"created_by": "eventprop import-mlgenn", "source": str(directory.resolve()), "epoch": str(epoch),
-            "connections": names, "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "connections": names, "created_at": utc_now()}
     try:
         return Network(weights, params or ModelParams(), prov)
     except NetworkFileError as exc:

@@ -6,7 +6,6 @@ Loading never unpickles (`allow_pickle=False`).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import NetworkFileError
 from .params import ModelParams
+from .provenance import utc_now
 
 FORMAT_NAME = "eventprop-network"
 FORMAT_VERSION = 1
@@ -60,7 +60,7 @@ class Network:
         weights = {k: rng.normal(init[k][0], init[k][1], size=s).astype(np.float32)
                    for k, s in shapes.items()}
         prov = {"created_by": "eventprop_pipeline.Network.initialise", "seed": seed,
-                "init": {k: list(v) for k, v in init.items()}, "created_at": _now()}
+                "init": {k: list(v) for k, v in init.items()}, "created_at": utc_now()}
         return cls(weights, params or ModelParams(), prov)
 
     def metadata(self) -> dict:
@@ -88,10 +88,6 @@ class Network:
 
 
 DEFAULT_INIT = {"input_hidden": (0.03, 0.01), "hidden_hidden": (0.0, 0.02), "hidden_output": (0.0, 0.03)}
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def validate_weights(weights: dict, source: str) -> None:

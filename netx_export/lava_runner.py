@@ -19,6 +19,7 @@ import numpy as np
 
 from eventprop_pipeline.atomic import atomic_path
 from eventprop_pipeline.errors import DataError, PipelineError
+from eventprop_pipeline.provenance import sha256_file
 
 from .emulator import EXTRA_STEPS, EmulatorResult, readout_score_weights
 from .fixed_point import FixedPointNetwork
@@ -37,14 +38,6 @@ class LavaResult(EmulatorResult):
 
 
 CHECKPOINT_KEYS = ("indices", "pred", "score", "hidden_spike_counts", "readout_v")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def import_lava() -> None:
@@ -171,7 +164,7 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
     indices = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     if len(indices) and (indices.min() < 0 or indices.max() >= len(data)):
         raise DataError(f"{data.name}: sample indices must lie in 0..{len(data) - 1}")
-    sha = _sha256(path_h5)
+    sha = sha256_file(path_h5)
     ck_path = Path(checkpoint) if checkpoint is not None else None
     data_sha = data_fingerprint(data) if ck_path else ""
     done = _load_checkpoint(ck_path, sha, T, data_sha) if ck_path else {}

@@ -5,12 +5,12 @@ output file it recorded still exists with the same SHA-256. `--resume` skips exa
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..provenance import sha256_file, utc_now
 from .errors import RunDirError
 
 MANIFEST_NAME = "stages.json"
@@ -18,15 +18,7 @@ MANIFEST_VERSION = 1
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    return utc_now("milliseconds")
 
 
 def fingerprint(obj) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..devices import resolve_device_name
-from ..report import build_report, load_summary
-
 from ..errors import ConfigError
+from ..provenance import sha256_file
+from ..report import build_report, load_summary
 from . import stages as st
 from .errors import RunDirError
-from .manifest import MANIFEST_NAME, StageManifest, fingerprint, sha256_file
+from .manifest import MANIFEST_NAME, StageManifest, fingerprint
 from .options import DataSpec, DeployOptions, ModelSource
 
 STAGES = ("model", "export", "evaluate", "sweep", "lava", "report")

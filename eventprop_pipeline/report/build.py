@@ -2,7 +2,6 @@
 (no training, no Lava): `eventprop compare RUN_DIR` calls it to rebuild a report."""
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ from netx_export.fixed_point import STATE_SCALE
 
 from ..atomic import atomic_write_text
 from ..network import load_network
+from ..provenance import utc_now
 from ..run_files import load_arrays, load_json, save_json
 from . import figures as fg
 from .summary import compute_summary, confusion_matrix
@@ -100,7 +100,7 @@ def render_markdown(run_dir: Path, s: dict, figs: dict[str, Path]) -> str:
     L = [f"# Float vs fixed point vs Lava: comparison report",
          "",
          f"Run folder `{run_dir}`; network {m['input']} -> {m['hidden']} (recurrent LIF) -> {m['output']} (LI readout), "
-         f"T = {m['timesteps']} steps of {m['dt']:g} ms. Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} "
+         f"T = {m['timesteps']} steps of {m['dt']:g} ms. Generated {utc_now()} "
          f"from the saved results in `results/` (rebuild with `eventprop compare {run_dir}`).",
          "", "## Accuracy", "",
          markdown_table(["backend", "n", "accuracy", "note"], [list(r) for r in accuracy_rows(s)]), ""]

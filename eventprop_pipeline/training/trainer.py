@@ -7,7 +7,6 @@ of epoch k therefore ends with the same weights, bit for bit, as a run that was 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from .config import TrainConfig, build_config
 from .metrics import append_metrics, rewrite_metrics
 from .schedule import LRSchedule
 from ..devices import resolve_device_name
+from ..provenance import utc_now
 from .splits import RunData, load_run_data
 from .validation import validation_accuracy
 
@@ -94,13 +94,9 @@ def _loss_options(cfg: TrainConfig):
                        reg_nu_lower=None if lc.reg_nu_lower < 0 else lc.reg_nu_lower)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _provenance(cfg: TrainConfig, data: RunData, epoch: int, extra: dict) -> dict:
     return {"trainer": "eventprop_pipeline.training", "config": cfg.to_dict(), "dataset": cfg.data.dataset,
-            "valid_source": data.valid_source, "epochs": epoch, "date": _now(), "seed": cfg.seed, **extra}
+            "valid_source": data.valid_source, "epochs": epoch, "date": utc_now(), "seed": cfg.seed, **extra}
 
 
 def _prepare_run_dir(run_dir: Path, force: bool) -> None:
