@@ -1,4 +1,4 @@
-"""Neuron and simulation parameters of the recurrent LIF network (DESIGN.md section 4)."""
+"""Neuron and simulation parameters of the recurrent LIF network (docs/float_model.md)."""
 from __future__ import annotations
 
 import math

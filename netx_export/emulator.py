@@ -4,7 +4,7 @@ arithmetic: "numba" (default; event-driven, int64, one sample per loop, threads 
 emulator_kernel.py) and "numpy" (batched over samples, the readable reference below). Numpy only at
 import: numba is imported when the numba engine first runs.
 
-One Lava step j = 1..T+2 of a sample (fresh zero state, DESIGN.md sections 6 and 8):
+One Lava step j = 1..T+2 of a sample (fresh zero state, docs/fixed_point.md, docs/conventions.md):
   hidden  a_j = sh_in(W_in x[j-2]) + sh_rec(W_rec s[j-1])     (each Dense adds one step of delay)
   readout a_j = sh_out(W_out s[j-1])
   u = rtz(u (4096 - iDecay) / 4096) + 64 a      wraps once at +-2^23 exactly as Lava does

@@ -1,7 +1,7 @@
 """The fixed-point network: what the quantizer produces, the HDF5 writer stores, the reader returns,
 and the emulator and Lava runner execute. Numpy only (no torch, no Lava).
 
-Lava's CUBA semantics per step (DESIGN.md section 6), decays in 1/4096 units:
+Lava's CUBA semantics per step (docs/fixed_point.md), decays in 1/4096 units:
   u = rtz(u * (4096 - i_decay) / 4096) + 64 * (W @ s_pre[t-1])    wraps at +-2^23
   v = rtz(v * (4096 - v_decay) / 4096) + u + 64 * bias             saturates at +-(2^23 - 1)
   spike = v > 64 * vth_mant, then v = 0

@@ -1,4 +1,4 @@
-"""NetX HDF5 writer and reader for the recurrent LIF network (DESIGN.md section 7).
+"""NetX HDF5 writer and reader for the recurrent LIF network (docs/netx_format.md).
 
 Layout (what `lava.lib.dl.netx.hdf5.Network` reads; it ignores everything outside `/layer`):
   /layer/0  type b"input"      shape [n_in]                       (no neuron group: lava-dl #298)

@@ -1,5 +1,5 @@
 """Run a NetX HDF5 network in Lava (`Loihi2SimCfg(select_tag="fixed_pt")`, or Loihi 2 hardware) with an
-exact per-sample reset (DESIGN.md section 8). Lava is imported only inside `run_lava`.
+exact per-sample reset (docs/lava.md). Lava is imported only inside `run_lava`.
 
 Each sample runs T + 2 steps; then the run pauses and u, v of every layer and every synapse's a_buff
 are zeroed, which reproduces an isolated run bit for bit (netx's reset_interval leaves the Dense

@@ -1,4 +1,4 @@
-"""Float network -> Loihi 2 fixed point (DESIGN.md section 6).
+"""Float network -> Loihi 2 fixed point (docs/fixed_point.md).
 
 Mapping that reproduces the float model (section 4) in Lava's CUBA neuron:
   iDecay = round(4096 (1 - beta)), vDecay = round(4096 (1 - alpha));

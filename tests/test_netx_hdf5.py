@@ -1,4 +1,4 @@
-"""NetX HDF5 writer/reader: layout (DESIGN.md section 7), Lava loading, round trip, rejection of bad files."""
+"""NetX HDF5 writer/reader: layout (docs/netx_format.md), Lava loading, round trip, rejection of bad files."""
 from __future__ import annotations
 
 import hashlib

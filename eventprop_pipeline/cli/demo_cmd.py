@@ -22,12 +22,11 @@ def register(sub) -> None:
 
 
 def demo_config_path() -> Path:
-    """configs/demo.toml of the source tree (editable install), else of the current directory."""
-    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
-        path = base / "configs" / DEMO_CONFIG
-        if path.is_file():
-            return path
-    raise ConfigError(f"configs/{DEMO_CONFIG} not found next to the package or in {Path.cwd()}; pass --config FILE")
+    """The demo preset shipped inside the package (configs/ in the source tree links to it)."""
+    path = Path(__file__).resolve().parents[1] / "configs" / DEMO_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: the packaged demo config is missing (broken install?); pass --config FILE")
+    return path
 
 
 def run(args) -> int:

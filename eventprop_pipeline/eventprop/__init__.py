@@ -1,4 +1,4 @@
-"""Eventprop: exact event-based gradients of the recurrent LIF network (DESIGN.md sections 4, 5).
+"""Eventprop: exact event-based gradients of the recurrent LIF network (docs/float_model.md, docs/eventprop_adjoint.md).
 
 compute_batch runs the forward pass recording hidden spike events only, then the adjoint backwards
 in time from those events; memory does not grow with T beyond the spike events.

@@ -1,4 +1,4 @@
-"""Batched float forward pass of the recurrent LIF network (DESIGN.md section 4), CPU or CUDA."""
+"""Batched float forward pass of the recurrent LIF network (docs/float_model.md), CPU or CUDA."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -158,7 +158,7 @@ def render_markdown(run_dir: Path, s: dict, figs: dict[str, Path]) -> str:
               ["latency per inference, Loihi 2", f"{ce['latency_ms_loihi2']:.2f} ms",
                "Loihi figure / 10 (\"up to 10x faster\": Intel 2021 brief; Orchard et al. 2021)"],
               ["Jetson Orin Nano (reference, measured there)", f"{c['jetson_reference']['ms_per_sample']:.0f} ms, "
-               f"{c['jetson_reference']['mj_per_sample']:.0f} mJ", "DESIGN.md section 11 (reference study, batch 1)"],
+               f"{c['jetson_reference']['mj_per_sample']:.0f} mJ", "docs/reference_figures.md (reference study, batch 1)"],
               ["energy ratio Jetson / Loihi estimate", f"{c['jetson_reference']['mj_per_sample'] * 1e3 / ce['energy_uj']:.0f}x",
                "dynamic energy only; the reference study reports ~200x including everything"]]),
           "", "Sources:", ""] + [f"- {src}" for src in c["sources"]]

@@ -21,7 +21,7 @@ LOIHI_SPIKE_ENERGY_PJ = 1.7         # within-tile spike energy
 # arXiv:2111.03746: Loihi 2 processes up to 10x faster than Loihi. No per-operation energy table is
 # published for Loihi 2, so the energy estimate keeps Loihi's per-op energy (conservative).
 LOIHI2_SPEEDUP = 10.0
-# DESIGN.md section 11 (the reference Eventprop-to-Loihi-2 study): Jetson Orin Nano, batch 1.
+# docs/reference_figures.md (the reference Eventprop-to-Loihi-2 study): Jetson Orin Nano, batch 1.
 JETSON_MS_PER_SAMPLE = 26.0
 JETSON_MJ_PER_SAMPLE = 85.0
 
@@ -33,7 +33,7 @@ SOURCES = [
     "Intel Labs 2021, Loihi 2 technology brief, and Orchard et al. 2021, Efficient Neuromorphic Signal "
     "Processing with Loihi 2 (IEEE SiPS, arXiv:2111.03746): Loihi 2 up to 10x faster than Loihi "
     "(used only to scale the latency; energy per op kept at Loihi's).",
-    "Reference Eventprop-to-Loihi-2 study (DESIGN.md section 11): Jetson Orin Nano, batch 1, ~26 ms and "
+    "Reference Eventprop-to-Loihi-2 study (docs/reference_figures.md): Jetson Orin Nano, batch 1, ~26 ms and "
     "~85 mJ per sample.",
 ]
 

@@ -325,11 +325,32 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
                           f"use 'auto' or 'holdout' (a seeded share valid_fraction of train)")
 
 
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def presets() -> list[str]:
+    """Names of the config presets shipped with the package (configs/NAME.toml)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def resolve_config_path(path) -> Path:
+    """A config file path, or the name of a shipped preset (`--config shd` = configs/shd.toml)."""
+    path = Path(path)
+    if not path.exists() and path.suffix == "" and path.parent == Path("."):
+        preset = PRESET_DIR / f"{path.name}.toml"
+        if preset.is_file():
+            return preset
+    return path
+
+
 def parse_config_file(path) -> dict:
     """The raw settings of a TOML, YAML or JSON file; every problem is a ConfigError naming the file."""
-    path = Path(path)
+    path = resolve_config_path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found (a file path, or one of the presets: "
+                          f"{', '.join(presets())})")
     suffix = path.suffix.lower()
     try:
         text = path.read_text()
