@@ -1,17 +1,20 @@
 """Run a NetX HDF5 network in Lava (`Loihi2SimCfg(select_tag="fixed_pt")`, or Loihi 2 hardware) with an
-exact per-sample reset (docs/lava.md). Lava is imported only inside `run_lava`.
+exact per-sample reset (docs/lava.md), in Lava's own Python 3.10 environment (`lava_env`).
 
-Each sample runs T + 2 steps; then the run pauses and u, v of every layer and every synapse's a_buff
-are zeroed, which reproduces an isolated run bit for bit (netx's reset_interval leaves the Dense
-buffers alone). Input spikes are binary (lava-dl #372) and played from sparse events held by one
-source process. Results go to an optional checkpoint .npz after every sample; a rerun with the same
-checkpoint continues where the last one stopped.
+Lava runs in a worker subprocess (`lava_bridge.worker`); this side sends it the input events as a file,
+collects each finished sample's result file, computes the scores, and keeps the checkpoint: a rerun
+with the same checkpoint continues where the last one stopped. The worker is in its own process
+group, which is killed on every exit path (error, Ctrl-C, watchdog), and it dies with this process.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
 import tempfile
-import warnings
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +26,13 @@ from eventprop_pipeline.provenance import sha256_file
 
 from .emulator import EXTRA_STEPS, EmulatorResult, readout_score_weights
 from .fixed_point import FixedPointNetwork
+from .lava_env import LavaNotFound, find_lava_python
+from .lava_bridge.worker import ERROR_FILE, JOB_FILE, ROWS_DIR, row_path
 
 SAVE_INTERVAL_S = 10.0   # how often a long Lava run rewrites its checkpoint
+# Watchdog: a sample that takes longer than this is a stuck run (the first includes Lava's compile).
+STALL_ENV = "EVENTPROP_LAVA_STALL_S"
+DEFAULT_STALL_S = 600.0
 
 
 class LavaRunError(PipelineError):
@@ -38,45 +46,6 @@ class LavaResult(EmulatorResult):
 
 
 CHECKPOINT_KEYS = ("indices", "pred", "score", "hidden_spike_counts", "readout_v")
-
-
-def import_lava() -> None:
-    """Import Lava's runtime even if something (e.g. a tqdm bar) already fixed the multiprocessing
-    start method: Lava calls mp.set_start_method('fork') without force=True at import."""
-    import multiprocessing as mp
-    import sys
-
-    name = "lava.magma.runtime.message_infrastructure.multiprocessing"
-    if name in sys.modules or mp.get_start_method(allow_none=True) is None:
-        import lava.magma.core.process.process  # noqa: F401
-        return
-    if mp.get_start_method() != "fork":
-        raise LavaRunError(f"Lava needs the 'fork' multiprocessing start method, but this process already "
-                           f"uses {mp.get_start_method()!r}; run Lava in a fresh Python process")
-    original = mp.set_start_method
-    mp.set_start_method = lambda method=None, force=False: original(method, force=True)
-    try:
-        import lava.magma.core.process.process  # noqa: F401
-    finally:
-        mp.set_start_method = original
-
-
-def check_hardware_available() -> None:
-    import_lava()
-    from lava.utils.loihi import is_installed
-
-    if not is_installed():
-        raise LavaRunError("--hardware needs Intel's lava-loihi extension (available to INRC members), "
-                           "which is not installed; run without --hardware to use Lava's CPU simulator")
-
-
-def _run_config(hardware: bool, model_map: dict):
-    if hardware:
-        check_hardware_available()
-        from lava.magma.core.run_configs import Loihi2HwCfg
-        return Loihi2HwCfg(exception_proc_model_map=model_map)
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=model_map)
 
 
 def data_fingerprint(data) -> str:
@@ -141,6 +110,17 @@ def _play_order_events(data, todo: np.ndarray):
     return offsets, data.steps[ev][keep].astype(np.int64), data.units[ev][keep].astype(np.int64)
 
 
+def _check_checkpoint_path(path: Path) -> None:
+    """Fail before any work when the checkpoint could never be written (so no run is lost at the end)."""
+    if path.is_dir():
+        raise LavaRunError(f"{path}: --checkpoint is a directory; give a file path such as {path / 'lava_checkpoint.npz'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise LavaRunError(f"{path}: the checkpoint's folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LavaRunError(f"{path}: the checkpoint cannot be written (read-only file or folder)")
+
+
 def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bool = False,
              record_trace: bool = True, checkpoint=None, record_hidden: bool = False) -> LavaResult:
     """Run samples of `data` (a SpikeDataset) through the NetX file in Lava, one isolated sample at a time.
@@ -151,8 +131,6 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
     """
     from .hdf5_io import read_netx
 
-    if hardware:
-        check_hardware_available()
     path_h5 = Path(path_h5)
     fxnet = read_netx(path_h5)
     if not hasattr(data, "offsets"):
@@ -164,8 +142,10 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
     indices = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     if len(indices) and (indices.min() < 0 or indices.max() >= len(data)):
         raise DataError(f"{data.name}: sample indices must lie in 0..{len(data) - 1}")
-    sha = sha256_file(path_h5)
     ck_path = Path(checkpoint) if checkpoint is not None else None
+    if ck_path is not None:
+        _check_checkpoint_path(ck_path)
+    sha = sha256_file(path_h5)
     data_sha = data_fingerprint(data) if ck_path else ""
     done = _load_checkpoint(ck_path, sha, T, data_sha) if ck_path else {}
     without_trace = [int(i) for i in indices if int(i) in done and "readout_v" not in done[int(i)]]
@@ -176,10 +156,15 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
         raise LavaRunError(f"{ck_path}: record_hidden needs every sample run now (the hidden raster is not "
                            f"checkpointed); use another checkpoint file")
     todo = np.array([i for i in dict.fromkeys(indices.tolist()) if i not in done], np.int64)
-    run = _Run(path_h5, fxnet, S, readout_score_weights(fxnet, T), hardware, progress, record_trace, record_hidden)
     rasters: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     seconds: list[float] = []
     if len(todo):
+        try:
+            python = find_lava_python()
+        except LavaNotFound as exc:
+            raise LavaRunError(str(exc)) from None
+        run = _Run(python, path_h5.resolve(), fxnet, S, readout_score_weights(fxnet, T), hardware, progress,
+                   record_trace, record_hidden)
         _run_samples(run, data, todo, done, rasters, seconds,
                      save=lambda: _save_checkpoint(ck_path, done, sha, T, data_sha) if ck_path else None)
 
@@ -199,6 +184,7 @@ def run_lava(path_h5, data, *, indices=None, progress: bool = True, hardware: bo
 
 @dataclass(frozen=True)
 class _Run:
+    python: str              # Lava's interpreter
     path_h5: Path
     fxnet: FixedPointNetwork
     steps: int               # T + 2 Lava steps per sample
@@ -209,63 +195,85 @@ class _Run:
     record_hidden: bool
 
 
-def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list, save) -> None:
-    """Build the netx network with an event source and a recorder, then run `todo` one sample at a
-    time (reset between samples); finished samples go into `done` and are saved periodically and
-    on exit."""
-    import time
+def stall_seconds() -> float:
+    value = os.environ.get(STALL_ENV)
+    try:
+        return float(value) if value else DEFAULT_STALL_S
+    except ValueError:
+        raise LavaRunError(f"{STALL_ENV}={value!r}: expected a number of seconds") from None
 
-    import_lava()
-    from lava.lib.dl.netx import hdf5
-    from lava.magma.core.run_conditions import RunSteps
+
+def _worker_failure(job: Path, log: Path, rc: int | None) -> str:
+    err = job / ERROR_FILE
+    if err.exists():
+        return err.read_text().strip()
+    tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:] if log.exists() else []
+    return f"the Lava worker stopped (exit code {rc})" + (f"; its last output: {' | '.join(tail)}" if tail else "")
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Kill the worker and every process Lava forked (one process group); never waits forever."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _worker_tmpdir(job: Path) -> dict:
+    """Lava's multiprocessing files go into the job folder, so they vanish with it; but Unix socket
+    paths are limited to 107 bytes, so a deep job folder keeps the usual temporary folder."""
+    return {"TMPDIR": str(job)} if len(str(job)) <= 40 else {}
+
+
+def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list, save) -> None:
+    """Start the worker on `todo` and collect its results one sample at a time; finished samples go
+    into `done` and are saved periodically and on every exit."""
     from tqdm.auto import tqdm
 
-    from .lava_processes import (EventSource, FullStepRecorder, PyEventSourceModel, PyFullStepRecorderModel,
-                                 PyStepRecorderModel, StepRecorder)
-
-    S, H, O = run.steps, run.fxnet.hidden.size, run.fxnet.readout.size
+    stall = stall_seconds()
     offsets, steps, units = _play_order_events(data, todo)
-    with tempfile.TemporaryDirectory(prefix="lava_run_") as tmp:
-        paths = {name: str(Path(tmp) / f"{name}.bin") for name in ("spikes", "u", "v")}
-        maps = {"spikes": np.memmap(paths["spikes"], np.uint8, "w+", shape=(S, H)),
-                "u": np.memmap(paths["u"], np.int32, "w+", shape=(S, O)),
-                "v": np.memmap(paths["v"], np.int32, "w+", shape=(S, O))}
-        net = hdf5.Network(net_config=str(run.path_h5), input_message_bits=0)
-        hidden, readout = net.layers[0], net.layers[1]
-        source = EventSource(n_input=run.fxnet.n_input, period=S, offsets=offsets, steps=steps, units=units)
-        sizes = dict(n_hidden=H, n_out=O, period=S, spikes_path=paths["spikes"], v_path=paths["v"])
-        recorder = FullStepRecorder(u_path=paths["u"], **sizes) if run.record_hidden else StepRecorder(**sizes)
-        source.s_out.connect(net.inp)
-        hidden.out.connect(recorder.spikes_in)
-        if run.record_hidden:
-            recorder.u_ref.connect_var(readout.neuron.u)
-        recorder.v_ref.connect_var(readout.neuron.v)
-        cfg = _run_config(run.hardware, {EventSource: PyEventSourceModel, StepRecorder: PyStepRecorderModel,
-                                     FullStepRecorder: PyFullStepRecorderModel})
-        reset = [(var, np.zeros(var.shape, np.int32)) for var in
-                 (hidden.neuron.u, hidden.neuron.v, readout.neuron.u, readout.neuron.v,
-                  hidden.synapse.a_buff, hidden.synapse_rec.a_buff, readout.synapse.a_buff)]
-        last_save = time.monotonic()
+    H, O = run.fxnet.hidden.size, run.fxnet.readout.size
+    config = {"net_path": str(run.path_h5), "n_input": run.fxnet.n_input, "n_hidden": H, "n_out": O,
+              "steps_per_sample": run.steps, "hardware": run.hardware, "record_hidden": run.record_hidden}
+    with tempfile.TemporaryDirectory(prefix="eventprop_lava_", ignore_cleanup_errors=True) as tmp:
+        job = Path(tmp)      # the worker removes it if it outlives this process
+        (job / ROWS_DIR).mkdir()
+        with open(job / JOB_FILE, "wb") as fh:
+            np.savez(fh, config=np.array(json.dumps(config)), offsets=offsets, steps=steps, units=units)
+        log = job / "worker.log"
+        with open(log, "wb") as log_fh:
+            proc = subprocess.Popen([run.python, "-m", "netx_export.lava_bridge.worker", str(job), str(os.getpid())],
+                                    stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=job,
+                                    env={**os.environ, "PYTHONNOUSERSITE": "1", **_worker_tmpdir(job)})
+        last_save = last_row = time.monotonic()
         try:
             with tqdm(total=len(todo), desc="lava", unit="sample", disable=not run.progress) as bar:
                 for k, index in enumerate(todo):
+                    path = row_path(job, k)
                     t0 = time.perf_counter()
-                    if k:
-                        for var, zeros in reset:
-                            var.set(zeros)
-                    with warnings.catch_warnings():
-                        # Lava's model search imports every module next to lava_processes and warns.
-                        warnings.filterwarnings("ignore", message="Cannot import module")
-                        source.run(condition=RunSteps(num_steps=S), run_cfg=cfg)
-                    spikes = np.array(maps["spikes"], dtype=bool)
-                    v = np.array(maps["v"], dtype=np.int32)
+                    while not path.exists():
+                        rc = proc.poll()
+                        if rc is not None and not path.exists():
+                            raise LavaRunError(_worker_failure(job, log, rc))
+                        if time.monotonic() - last_row > stall:
+                            raise LavaRunError(f"Lava made no progress for {stall:.0f} s on test sample {int(index)} "
+                                               f"(stuck?); stopped it. Set {STALL_ENV} to allow longer samples")
+                        time.sleep(0.02)
+                    with np.load(path, allow_pickle=False) as z:
+                        v, counts = z["v"], z["spike_counts"]
+                        if run.record_hidden:
+                            rasters[int(index)] = (z["spikes"].astype(bool), z["u"].astype(np.int32))
+                    path.unlink()
+                    last_row = time.monotonic()
                     score = sequential_score(run.score_w, v)
-                    row = {"pred": np.int64(np.argmax(score)), "score": score,
-                           "hidden_spike_counts": spikes.sum(axis=0).astype(np.int64)}
+                    row = {"pred": np.int64(np.argmax(score)), "score": score, "hidden_spike_counts": counts}
                     if run.record_trace:
                         row["readout_v"] = v
-                    if run.record_hidden:
-                        rasters[int(index)] = (spikes, np.array(maps["u"], dtype=np.int32))
                     done[int(index)] = row
                     seconds.append(time.perf_counter() - t0)
                     # The checkpoint holds every finished row: rewriting it after each sample would
@@ -275,6 +283,5 @@ def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list
                         last_save = time.monotonic()
                     bar.update(1)
         finally:
-            save()   # also on Ctrl-C or an error: finished samples are never lost
-            if source.runtime is not None:
-                source.stop()
+            _end_group(proc)   # first: nothing below may wait on Lava
+            save()             # also on Ctrl-C or an error: finished samples are never lost

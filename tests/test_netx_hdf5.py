@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 
 import h5py
@@ -86,23 +87,33 @@ def test_bias_round_trip(tmp_path):
     np.testing.assert_array_equal(read_netx(path).hidden.bias, make_fxnet(bias=True).hidden.bias)
 
 
+LAVA_LOAD = """
+import json, sys
+import numpy as np
+from lava.lib.dl.netx import hdf5
+net = hdf5.Network(net_config=sys.argv[1])
+syn = net.layers[0].synapse.proc_params._parameters
+print(json.dumps({"types": [type(layer).__name__ for layer in net.layers],
+                  "shapes": [[int(n) for n in layer.shape] for layer in net.layers],
+                  # .init, never .get() (hangs on HDF5 scalars)
+                  "du": int(net.layers[0].neuron.du.init), "dv": int(net.layers[0].neuron.dv.init),
+                  "vth": int(net.layers[0].neuron.vth.init), "readout_vth": int(net.layers[1].neuron.vth.init),
+                  "weight": (syn["weights"] * 2.0 ** syn["weight_exp"]).tolist()}))
+"""
+
+
 @pytest.mark.lava
 def test_netx_loads_the_file(good_file):
-    from netx_export.lava_runner import import_lava
+    from conftest import run_in_lava
 
-    import_lava()     # tolerates a multiprocessing start method fixed earlier in the test session
-    from lava.lib.dl.netx import hdf5
-
-    net = hdf5.Network(net_config=str(good_file))
-    assert [type(layer).__name__ for layer in net.layers] == ["RecurrentDense", "Dense"]
-    assert [layer.shape for layer in net.layers] == [(N_HID,), (N_OUT,)]
-    hidden = net.layers[0].neuron
-    # .init, never .get() (hangs on HDF5 scalars). netx runs du = iDecay - 1 (Lava adds 1 back).
-    assert int(hidden.du.init) == 743 - 1 and int(hidden.dv.init) == 200 and int(hidden.vth.init) == 90
-    assert int(net.layers[1].neuron.vth.init) == NON_SPIKING_VTH
+    got = json.loads(run_in_lava(LAVA_LOAD, str(good_file)).strip().splitlines()[-1])
+    assert got["types"] == ["RecurrentDense", "Dense"]
+    assert got["shapes"] == [[N_HID], [N_OUT]]
+    # netx runs du = iDecay - 1 (Lava adds 1 back).
+    assert got["du"] == 743 - 1 and got["dv"] == 200 and got["vth"] == 90
+    assert got["readout_vth"] == NON_SPIKING_VTH
     # netx re-encodes weights as mantissa * 2^weight_exp (optimize_weight_bits); the value must survive.
-    syn = net.layers[0].synapse.proc_params._parameters
-    np.testing.assert_array_equal(syn["weights"] * 2.0 ** syn["weight_exp"], make_fxnet().hidden.weight)
+    np.testing.assert_array_equal(np.array(got["weight"]), make_fxnet().hidden.weight)
 
 
 # ------------------------------------------------------------------------------------------ bad files

@@ -2,9 +2,5 @@
 from ..errors import PipelineError, RunDirError  # noqa: F401  (RunDirError lives with the other base errors)
 
 
-class LavaUnavailableError(PipelineError):
-    """Lava (lava-nc + lava-dl) cannot be imported."""
-
-
 class TraceMismatchError(PipelineError):
     """Lava's fixed-point traces differ from the emulator's: the deployment is not bit-exact."""

@@ -60,7 +60,7 @@ def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
         "sweep": lambda: fingerprint({"in": manifest.output_hashes("model", "export"), "bits": list(d.sweep_bits),
                                       "samples": d.sweep_samples, "data": data, **quant}),
         "lava": lambda: fingerprint({"in": manifest.output_hashes("export"), "lava": d.lava, "n": d.lava_samples,
-                                     "seed": d.lava_seed, "data": data}),
+                                     "seed": d.lava_seed, "data": data, "skip": ctx.lava_skip_reason}),
         "report": lambda: fingerprint({"in": manifest.output_hashes("model", "export", "evaluate", "sweep", "lava")}),
     }
 
@@ -75,13 +75,17 @@ def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, 
     resolve_device_name(deploy.device)   # a bad or missing device fails now, not after training
     if train_config is not None:
         resolve_device_name(train_config.device)
+    lava_skip = None
     if deploy.lava and deploy.lava_samples > 0:
-        st.require_lava()            # fail before hours of training, not after
+        lava_skip = st.lava_unavailable_reason()     # said now, not after hours of training
+        if lava_skip:
+            log(f"note: the Lava check will be skipped: {lava_skip}")
     if source.kind == "train" and train_config is None:
         raise ConfigError("training needs a training configuration (--config FILE)")
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = StageManifest.load(run_dir)
     ctx = st.RunContext(run_dir, source, data, deploy, train_config, progress, log)
+    ctx.lava_skip_reason = lava_skip
     prints = stage_fingerprints(ctx, manifest)
     ran, skipped = [], []
     report_path = run_dir / "report.md"
@@ -123,8 +127,9 @@ def _run_stage(name: str, ctx: st.RunContext):
     if name == "sweep":
         return ("done", *st.stage_sweep(ctx), None)
     if name == "lava":
-        if not ctx.deploy.lava or ctx.deploy.lava_samples == 0:
-            reason = "--no-lava" if not ctx.deploy.lava else "lava_samples = 0"
+        if not ctx.deploy.lava or ctx.deploy.lava_samples == 0 or ctx.lava_skip_reason:
+            reason = ("--no-lava" if not ctx.deploy.lava else "lava_samples = 0" if ctx.deploy.lava_samples == 0
+                      else ctx.lava_skip_reason)
             return ("skipped", *st.skipped_lava(ctx, reason), f"Lava check skipped ({reason}); NOT verified in Lava")
         outputs, info, cmp = st.stage_lava(ctx)
         if cmp.identical:

@@ -2,7 +2,6 @@
 and returns (outputs {label: path}, info {JSON-able summary})."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import shutil
@@ -16,7 +15,7 @@ import numpy as np
 from ..errors import DataError
 from ..network import Network, load_network
 from ..run_files import save_arrays, save_json
-from .errors import LavaUnavailableError, RunDirError
+from .errors import RunDirError
 from .options import DataSpec, DeployOptions, ModelSource
 
 MODEL_FILE = "model.npz"
@@ -35,6 +34,7 @@ class RunContext:
     progress: bool = True
     log: object = print
     fingerprint: str = ""          # inputs of the stage being run (set by the runner)
+    lava_skip_reason: str | None = None   # why Lava cannot run here (no Lava environment), else None
 
     def path(self, *parts) -> Path:
         return self.run_dir.joinpath(*parts)
@@ -60,19 +60,11 @@ def to_jsonable(obj):
     return {"repr": repr(obj)}
 
 
-def lava_available() -> bool:
-    try:
-        return (importlib.util.find_spec("lava") is not None and importlib.util.find_spec("lava.proc") is not None
-                and importlib.util.find_spec("lava.lib.dl") is not None)
-    except (ImportError, ValueError):
-        return False
+def lava_unavailable_reason() -> str | None:
+    """None when Lava's environment is there, else why not and how to enable it (one line)."""
+    from netx_export.lava_env import lava_unavailable_reason as reason
 
-
-def require_lava() -> None:
-    if not lava_available():
-        raise LavaUnavailableError("Lava is not installed (needs lava-nc 0.10 and lava-dl 0.6, Python 3.10): "
-                                   "`pip install -e '.[lava]'`, or pass --no-lava to skip the Lava check "
-                                   "(recorded as skipped)")
+    return reason()
 
 
 # --- stage 1: the float model ---------------------------------------------------------------------
@@ -282,7 +274,6 @@ def stage_lava(ctx: RunContext):
 
     from .trace_check import compare_traces
 
-    require_lava()
     net = ctx.network()
     fx = ctx.fixed_point()
     test = ctx.data.load(net.params)

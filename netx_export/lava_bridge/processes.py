@@ -1,4 +1,4 @@
-"""Two small Lava processes for `lava_runner` (imports Lava at module level: import it lazily).
+"""Two small Lava processes for the Lava worker (imports Lava at module level).
 
 - `EventSource` plays binary input spikes held as sparse events in its process parameters, one
   sample after another, each sample occupying `period` = T + 2 steps (no large Var.set() per sample).
