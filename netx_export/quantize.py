@@ -1,6 +1,6 @@
 """Float network -> Loihi 2 fixed point (docs/fixed_point.md).
 
-Mapping that reproduces the float model (section 4) in Lava's CUBA neuron:
+Mapping that reproduces the float model (docs/float_model.md) in Lava's CUBA neuron:
   iDecay = round(4096 (1 - beta)), vDecay = round(4096 (1 - alpha));
   Lava's v integrates u without a (1 - alpha) factor, so each weight is scaled to
   w_s = (1 - alpha) IScale W and quantized as w_int = round(w_s / q) with one step q per layer
