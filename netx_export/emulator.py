@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from eventprop_pipeline.errors import DataError, PipelineError
+from eventprop_core.errors import DataError, PipelineError
 
 from .fixed_point import DECAY_UNIT, STATE_SCALE, U_LIMIT, V_MAX, FixedPointLayer, FixedPointNetwork
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eventprop_pipeline.atomic import atomic_path
-from eventprop_pipeline.errors import DataError, PipelineError
-from eventprop_pipeline.provenance import sha256_file
+from eventprop_core.atomic import atomic_path
+from eventprop_core.errors import DataError, PipelineError
+from eventprop_core.provenance import sha256_file
 
 from .emulator import EXTRA_STEPS, EmulatorResult, readout_score_weights
 from .fixed_point import FixedPointNetwork

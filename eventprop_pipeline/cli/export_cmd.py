@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..network import load_network
+from eventprop_core.errors import ConfigError
+from eventprop_core.network import load_network
 from .common import add_data_options, add_debug, print_json
 
 HELP = "quantize a network (.npz) to Loihi 2 fixed point and write a NetX HDF5 file for Lava"

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import PipelineError
+from eventprop_core.errors import PipelineError
 
 SUBCOMMAND_MODULES = (
     "eventprop_pipeline.cli.evaluate_cmd",

@@ -63,7 +63,7 @@ def register(sub) -> None:
 def _sweep_bits(text):
     if text is None:
         return None
-    from ..errors import ConfigError
+    from eventprop_core.errors import ConfigError
     try:
         return tuple(int(b) for b in text.split(",") if b.strip())
     except ValueError:

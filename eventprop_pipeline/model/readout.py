@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import ModelParams
+from eventprop_core.params import ModelParams
 
 
 def readout_weights(p: ModelParams, steps: int | None = None) -> np.ndarray:

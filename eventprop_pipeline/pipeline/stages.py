@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..network import Network, load_network
+from eventprop_core.errors import DataError
+from eventprop_core.network import Network, load_network
 from ..run_files import save_arrays, save_json
 from .errors import RunDirError
 from .options import DataSpec, DeployOptions, ModelSource
@@ -237,7 +237,7 @@ def stage_evaluate(ctx: RunContext):
 def stage_sweep(ctx: RunContext):
     from netx_export.emulator import emulate
 
-    from ..errors import PipelineError
+    from eventprop_core.errors import PipelineError
 
     net = ctx.network()
     test = ctx.data.load(net.params)
