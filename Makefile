@@ -20,15 +20,18 @@ PYTHON310 ?= $(shell command -v python3.10 >/dev/null 2>&1 && python3.10 -c '' 2
 install: $(STAMP) lava
 
 $(STAMP): pyproject.toml
-	@rm -f $(STAMP); ok=; \
+	@# an existing core environment is updated in place, unless it is an old single Python 3.10 one
+	@if [ -x $(PY) ] && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	    && $(PY) -m pip install --quiet -e ".[dev]"; then touch $(STAMP); exit 0; fi; \
+	ok=; \
 	for py in $(PYTHON_CANDIDATES); do \
 	  echo "setting up $(VENV) with $$py ($$($$py --version 2>&1))"; \
 	  rm -rf $(VENV) && $$py -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip \
 	    && $(PY) -m pip install --quiet -e ".[dev]" && ok=1 && break; \
 	  echo "$$py: install failed, trying the next Python" >&2; \
 	done; \
-	if [ -z "$$ok" ]; then echo "error: no Python 3.11-3.13 here could install the project (set PYTHON_CANDIDATES=/path/to/python3.x)" >&2; exit 1; fi
-	@touch $(STAMP)
+	if [ -z "$$ok" ]; then echo "error: no Python 3.11-3.13 here could install the project (set PYTHON_CANDIDATES=/path/to/python3.x)" >&2; exit 1; fi; \
+	touch $(STAMP)
 
 # Lava is optional: without Python 3.10 this prints why and succeeds.
 lava:
