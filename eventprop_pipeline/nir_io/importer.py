@@ -157,13 +157,16 @@ def _neuron(g: _Graph, name: str, size: int, *, spiking: bool) -> tuple[NirNeuro
     return NirNeuron(vals["tau_syn"], vals["tau_mem"], vals["r"], vals["w_in"]), threshold
 
 
-def _layer_size(g: _Graph, name: str) -> int:
+def _layer_size(g: _Graph, name: str, weight_name: str) -> int:
+    """Neurons in a layer: the rows of its incoming weight (NIR also allows scalar neuron parameters)."""
+    w = np.asarray(g.nodes[weight_name].weight)
+    if w.ndim != 2 or 0 in w.shape:
+        g.fail(weight_name, f"weight must be a non-empty 2-D (out, in) matrix, got shape {w.shape}")
     node = g.nodes[name]
-    field = node.v_threshold if hasattr(node, "v_threshold") else node.tau_mem
-    arr = np.asarray(field)
-    if arr.ndim != 1 or arr.size == 0:
-        g.fail(name, f"neuron parameters must be 1-D (one value per neuron), got shape {arr.shape}")
-    return int(arr.size)
+    arr = np.asarray(node.v_threshold if hasattr(node, "v_threshold") else node.tau_mem)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.size not in (1, w.shape[0])):
+        g.fail(name, f"has neuron parameters of shape {arr.shape}, but {weight_name!r} feeds it {w.shape[0]} values")
+    return int(w.shape[0])
 
 
 def _structure(g: _Graph) -> dict:
@@ -251,7 +254,8 @@ def graph_to_network(graph, *, source: str = "NIR graph", convention: str | None
     nodes, edges = _collapse(nodes, edges, passthrough)
     g = _Graph(source, nodes, edges)
     role = _structure(g)
-    H, O = _layer_size(g, role["hidden"]), _layer_size(g, role["readout"])
+    H = _layer_size(g, role["hidden"], role["input_hidden"])
+    O = _layer_size(g, role["readout"], role["hidden_output"])
     n_in_declared = np.asarray(g.nodes[role["input"]].input_type.get("input", [])).ravel()
     w_ih = _weight(g, role["input_hidden"], H, None)
     if n_in_declared.size == 1 and int(n_in_declared[0]) != w_ih.shape[1]:
