@@ -175,6 +175,8 @@ def _structure(g: _Graph) -> dict:
 
     allowed = (nir.Input, nir.Output, nir.Linear, nir.Affine, nir.CubaLIF, nir.CubaLI)
     for name, node in g.nodes.items():
+        if isinstance(node, (nir.LIF, nir.LI, nir.IF, nir.I)):
+            g.fail(name, "has no synaptic current; this model's neurons are current-based (CubaLIF, CubaLI)")
         if not isinstance(node, allowed):
             g.fail(name, "this node type cannot be represented")
     inputs = [n for n, v in g.nodes.items() if isinstance(v, nir.Input)]
