@@ -117,6 +117,29 @@ def test_nir_equations_stepped_with_the_files_parameters_equal_the_float_model(t
     assert np.all(ref.readout_trace[:, 0] == 0)
 
 
+@pytest.mark.parametrize("dt, tolerance", [(1.0, 0.3), (0.1, 0.035), (0.01, 0.0035)])
+def test_continuous_convention_is_the_ode_this_model_approaches_as_dt_shrinks(tmp_path, dt, tolerance):
+    """The analytic response of the file's continuous CubaLI to one Dirac spike of weight 1 (I jumps by
+    w_in/tau_syn, tau_mem dv/dt = -v + r I) against this model's readout step function: they differ by
+    O(dt) (docs/nir.md), here at most `tolerance` of the peak."""
+    import torch
+    from eventprop_pipeline.model.lif import Constants, LIState, li_step
+
+    params = ModelParams(tau_mem=20.0, tau_syn=5.0, dt=dt, timesteps=int(100 / dt))
+    g = nir.read(write_nir(small_net(params=params, sizes=(2, 2, 1)), tmp_path / "m.nir", convention="continuous"))
+    ro = g.nodes["readout"]
+    tau_s, tau_m, r, w_in = (float(np.asarray(getattr(ro, f))[0]) for f in ("tau_syn", "tau_mem", "r", "w_in"))
+    t = np.arange(params.timesteps) * dt / 1000
+    exact = r * (w_in / tau_s) * tau_s / (tau_m - tau_s) * (np.exp(-t / tau_m) - np.exp(-t / tau_s))
+    zero = torch.zeros(1, dtype=torch.float64)
+    state, trace = LIState(zero, zero, zero), []
+    for k in range(params.timesteps):
+        state = li_step(state, torch.ones(1, dtype=torch.float64) if k == 0 else zero, Constants.of(params), 0.0)
+        trace.append(float(state.v))
+    error = np.abs(np.array(trace) - exact).max() / exact.max()
+    assert tolerance / 10 < error <= tolerance
+
+
 @pytest.mark.parametrize("convention", ["discrete", "continuous"])
 def test_import_of_export_gives_the_same_float_predictions(tmp_path, convention):
     net = small_net(seed=5)
@@ -269,7 +292,7 @@ def test_a_graph_without_time_step_needs_dt_and_then_maps_its_euler_decays():
     ({"nodes": {"w1": nir.Affine(weight=np.ones((4, 3), np.float32), bias=np.ones(4, np.float32))}}, ["'w1'", "bias"]),
     ({"hidden": {"tau_mem": np.array([0.02, 0.02, 0.03, 0.02])}}, ["'lif'", "tau_mem", "differs between neurons"]),
     ({"hidden": {"v_leak": np.full(4, 0.1)}}, ["'lif'", "v_leak"]),
-    ({"readout": {"tau_mem": np.full(2, 0.03)}}, ["shares tau_mem"]),
+    ({"readout": {"tau_mem": np.full(2, 0.03)}}, ["'lif'", "'li'", "shares tau_mem"]),
     ({"nodes": {"li": nir.CubaLIF(tau_syn=np.full(2, 0.005), tau_mem=np.full(2, 0.02), r=np.ones(2), v_leak=np.zeros(2),
                                   v_threshold=np.ones(2), w_in=np.ones(2))}}, ["'li'", "never spikes"]),
     ({"nodes": {"rec": nir.Linear(weight=np.ones((4, 5), np.float32))}}, ["'rec'", "shape (4, 5)"]),

@@ -218,12 +218,13 @@ def _structure(g: _Graph) -> dict:
     return role
 
 
-def _params_from(source, metadata, hidden_map, readout_map, threshold, timesteps) -> ModelParams:
+def _params_from(source, names, metadata, hidden_map, readout_map, threshold, timesteps) -> ModelParams:
     for field in ("tau_mem_ms", "tau_syn_ms"):
         a, b = getattr(hidden_map, field), getattr(readout_map, field)
         if not math.isclose(a, b, rel_tol=1e-6):
-            raise NirGraphError(f"{source}: hidden and readout differ in {field[:-3]} ({a:g} vs {b:g} ms); this model "
-                                f"shares tau_mem and tau_syn between the two layers")
+            raise NirGraphError(f"{source}: nodes {names[0]!r} (hidden) and {names[1]!r} (readout) differ in "
+                                f"{field[:-3]} ({a:g} vs {b:g} ms after the convention's mapping); this model shares "
+                                f"tau_mem and tau_syn between the two layers")
     steps = timesteps if timesteps is not None else meta_value(metadata, "timesteps")
     steps = int(steps) if steps is not None else DEFAULT_TIMESTEPS
     try:
@@ -276,7 +277,7 @@ def graph_to_network(graph, *, source: str = "NIR graph", convention: str | None
         except ValueError as exc:
             g.fail(name, str(exc))
     hmap, rmap = maps[role["hidden"]], maps[role["readout"]]
-    params = _params_from(source, metadata, hmap, rmap, threshold, timesteps)
+    params = _params_from(source, (role["hidden"], role["readout"]), metadata, hmap, rmap, threshold, timesteps)
 
     def scaled(w, gain):
         return (w.T if math.isclose(gain, 1.0, rel_tol=1e-9) else w.T * gain).astype(np.float32)
