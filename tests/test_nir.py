@@ -154,6 +154,7 @@ def test_import_of_export_gives_the_same_float_predictions(tmp_path, convention)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small network trained here with configs/smoke.toml (~13 s), and its synthetic test split."""
+    pytest.importorskip("norse", reason="Norse is in the dev extra (pip install -e '.[dev]')")
     from eventprop_pipeline.training import load_train_config, train
     from eventprop_pipeline.training.splits import load_run_data
 
@@ -190,7 +191,6 @@ def norse_model(graph, dt):
 
 
 def test_norse_simulates_the_exported_file_like_the_float_model(trained, tmp_path):
-    pytest.importorskip("norse", reason="Norse is in the dev extra (pip install -e '.[dev]')")
     import torch
 
     net, test = trained
@@ -322,7 +322,8 @@ def test_a_graph_without_recurrence_imports_with_a_zero_recurrent_matrix():
 
 # --- fuzzing: odd graphs and broken files end in one clear error ---------------------------------------------
 
-MUTATIONS = ("drop_edge", "add_edge", "drop_node", "nan", "negative", "reshape", "retype", "scalar")
+MUTATIONS = ("drop_edge", "add_edge", "ghost_edge", "drop_node", "nan", "negative", "huge", "reshape", "retype", "scalar",
+             "text")
 
 
 def mutate(g, rng, op):
@@ -334,16 +335,26 @@ def mutate(g, rng, op):
         g.edges.pop(int(rng.integers(len(g.edges))))
     elif op == "add_edge":
         g.edges.append((names[rng.integers(len(names))], name))
+    elif op == "ghost_edge":
+        g.edges.append((name, "ghost"))
     elif op == "drop_node":
         g.nodes.pop(name)
         g.edges = [e for e in g.edges if name not in e]
-    elif op in ("nan", "negative", "reshape", "scalar") and fields:
+    elif op == "text" and fields:
+        setattr(node, fields[rng.integers(len(fields))], np.array(["a", "b"]))
+    elif op in ("nan", "negative", "huge", "reshape", "scalar") and fields:
         field = fields[rng.integers(len(fields))]
-        value = np.array(getattr(node, field), dtype=np.float64)
+        try:
+            value = np.array(getattr(node, field), dtype=np.float64)
+        except ValueError:     # already made text by an earlier mutation
+            return
         if op == "nan":
             value.flat[rng.integers(value.size)] = np.nan
         elif op == "negative":
             value = -np.abs(value)
+        elif op == "huge":
+            with np.errstate(over="ignore"):
+                value = value * 1e300
         elif op == "reshape":
             value = np.ones(tuple(int(d) for d in rng.integers(1, 4, size=rng.integers(0, 3))))
         else:
@@ -397,6 +408,9 @@ def test_cli_export_and_import_nir(tmp_path, capsys):
     model = net.save(tmp_path / "model.npz")
     assert main(["export", str(model), "--format", "nir", "--out", str(tmp_path / "model.nir")]) == 0
     assert "NIR graph 12 -> 7 CubaLIF" in capsys.readouterr().out
+    assert main(["export", str(model), "--format", "nir", "--weight-bits", "4", "--out", str(tmp_path / "q.nir")]) == 1
+    assert "--weight-bits only apply to --format netx" in capsys.readouterr().err
+    assert not (tmp_path / "q.nir").exists()
     assert main(["import-nir", str(tmp_path / "model.nir"), "--out", str(tmp_path / "back.npz")]) == 0
     back = load_network(tmp_path / "back.npz")
     assert back.params == net.params

@@ -111,6 +111,12 @@ def run(args) -> int:
 def run_nir(args, net, out: Path) -> int:
     from ..nir_io import write_nir
 
+    netx_only = [flag for flag, used in (("--weight-bits", args.weight_bits != 8), ("--scale", args.scale != "percentile"),
+                                         ("--clip", args.clip), ("--report", args.report), ("--dataset", args.dataset))
+                 if used]
+    if netx_only:
+        raise ConfigError(f"{', '.join(netx_only)} only apply to --format netx (NIR gets the float weights, "
+                          f"not quantized)")
     write_nir(net, out, convention=args.nir_convention)
     summary = {"out": str(out), "format": "nir", "convention": args.nir_convention, "dt_s": net.params.dt / 1000,
                "sizes": {"input": net.n_input, "hidden": net.n_hidden, "output": net.n_output}}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NetworkFileError
 from ..network import Network
 from ..params import ModelParams
 from .detect import Convention, detect_convention, meta_value
@@ -74,7 +74,10 @@ def _collapse(nodes: dict, edges: list, passthrough: set):
 
 
 def _uniform(source, node_name, field, values, size, *, allow_inf=False) -> float:
-    arr = np.asarray(values, dtype=np.float64).ravel()
+    try:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise NirGraphError(f"{source}: node {node_name!r}: {field} is not numeric ({values!r:.60})") from None
     if arr.size == 1 and size > 1:
         arr = np.repeat(arr, size)
     if arr.size != size:
@@ -96,6 +99,8 @@ class _Graph:
         self.source, self.nodes = source, nodes
         self.succ, self.pred = defaultdict(list), defaultdict(list)
         for s, d in edges:
+            if s not in nodes or d not in nodes:
+                raise NirGraphError(f"{source}: edge ({s!r}, {d!r}) names a node that is not in the graph")
             self.succ[s].append(d)
             self.pred[d].append(s)
 
@@ -279,11 +284,15 @@ def graph_to_network(graph, *, source: str = "NIR graph", convention: str | None
     hmap, rmap = maps[role["hidden"]], maps[role["readout"]]
     params = _params_from(source, (role["hidden"], role["readout"]), metadata, hmap, rmap, threshold, timesteps)
 
-    def scaled(w, gain):
-        return (w.T if math.isclose(gain, 1.0, rel_tol=1e-9) else w.T * gain).astype(np.float32)
+    def scaled(name, w, gain):
+        w = w.T if math.isclose(gain, 1.0, rel_tol=1e-9) else w.T * gain
+        if not np.all(np.abs(w) <= np.finfo(np.float32).max):
+            g.fail(name, f"weights times the layer's gain {gain:.6g} (docs/nir.md) do not fit in float32")
+        return w.astype(np.float32)
 
-    weights = {"input_hidden": scaled(w_ih, hmap.weight_gain), "hidden_hidden": scaled(w_hh, hmap.weight_gain),
-               "hidden_output": scaled(w_ho, rmap.weight_gain)}
+    weights = {"input_hidden": scaled(role["input_hidden"], w_ih, hmap.weight_gain),
+               "hidden_hidden": scaled(role.get("hidden_hidden", role["hidden"]), w_hh, hmap.weight_gain),
+               "hidden_output": scaled(role["hidden_output"], w_ho, rmap.weight_gain)}
     provenance = {"imported_from": source, "nir_convention": conv.reason,
                   "nir_nodes": {k: v for k, v in role.items()}}
     original = meta_value(metadata, "provenance")
@@ -291,5 +300,5 @@ def graph_to_network(graph, *, source: str = "NIR graph", convention: str | None
         provenance["nir_provenance"] = original
     try:
         return Network(weights, params, provenance), conv
-    except ConfigError as exc:
+    except (ConfigError, NetworkFileError) as exc:   # e.g. weights that overflow float32 after the gain
         raise NirGraphError(f"{source}: {exc}") from None
