@@ -24,9 +24,9 @@ The report (table on stdout, JSON next to --out unless --report) lists steps, cl
 weight errors and warnings.
 
 --format nir writes the float network (no quantization) as a NIR graph (Input -> Linear -> CubaLIF with
-a recurrent Linear -> Linear -> CubaLI -> Output) that snnTorch, Norse, Rockpool, Sinabs, Spyx and other
-NIR clients read; --nir-convention says how its parameters encode this model's discrete steps
-(docs/nir.md). The quantization options do not apply to it."""
+a recurrent Linear -> Linear -> CubaLI -> Output) for other simulators and chips (checked: Norse; the
+traps of other clients are in docs/nir.md); --nir-convention says how its parameters encode this model's
+discrete steps. The quantization options do not apply to it."""
 
 
 def register(sub) -> None:
