@@ -258,13 +258,17 @@ def graph_to_network(graph, *, source: str = "NIR graph", convention: str | None
 
     if not isinstance(graph, nir.NIRGraph):
         raise NirGraphError(f"{source}: the file holds a single {type(graph).__name__} node, not a graph ({SHAPE})")
-    nodes, edges, passthrough = _flatten(graph)
-    nodes, edges = _collapse(nodes, edges, passthrough)
+    try:
+        nodes, edges, passthrough = _flatten(graph)
+        nodes, edges = _collapse(nodes, edges, passthrough)
+    except (TypeError, ValueError, AttributeError) as exc:   # edges that are not (source, target) names
+        raise NirGraphError(f"{source}: malformed nodes or edges ({type(exc).__name__}: {exc})") from None
     g = _Graph(source, nodes, edges)
     role = _structure(g)
     H = _layer_size(g, role["hidden"], role["input_hidden"])
     O = _layer_size(g, role["readout"], role["hidden_output"])
-    n_in_declared = np.asarray(g.nodes[role["input"]].input_type.get("input", [])).ravel()
+    declared = g.nodes[role["input"]].input_type
+    n_in_declared = np.asarray(declared.get("input", []) if isinstance(declared, dict) else []).ravel()
     w_ih = _weight(g, role["input_hidden"], H, None)
     if n_in_declared.size == 1 and int(n_in_declared[0]) != w_ih.shape[1]:
         g.fail(role["input"], f"declares {int(n_in_declared[0])} inputs but {role['input_hidden']!r} takes {w_ih.shape[1]}")
