@@ -52,11 +52,15 @@ test: install
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory wheel-check
 
-# The wheel installs into a fresh environment on the same (newest) Python and runs without Lava.
+# The wheel installs into a fresh environment on the same (newest) Python and runs without Lava and
+# outside the source tree. Its dependencies come from .venv through a .pth file (no second download).
 wheel-check: $(STAMP)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PY) -m build --wheel --outdir "$$tmp/dist" . >/dev/null; \
-	$(PY) -m venv --system-site-packages "$$tmp/venv"; \
+	$(PY) -m venv "$$tmp/venv"; \
+	deps=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$("$$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	echo "$$deps" > "$$site/core-deps.pth"; \
 	"$$tmp/venv/bin/python" -m pip install --quiet --no-deps "$$tmp"/dist/*.whl; \
 	cd "$$tmp" && PYTHONNOUSERSITE=1 bash $(CURDIR)/tests/wheel_smoke.sh "$$tmp/venv/bin"
 
