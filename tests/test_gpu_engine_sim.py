@@ -1,0 +1,76 @@
+"""The fused CUDA kernels (eventprop/cuda_kernels.py) run in numba's CUDA simulator and agree with
+the numba CPU engine: the same spike record spike for spike, the same readouts, gradients within
+the documented tolerance (tests/gpu_cases.py). tests/conftest.py turns the simulator on for the
+session (NUMBA_ENABLE_CUDASIM=1) unless EVENTPROP_REAL_CUDA=1 asks for a real GPU."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+from gpu_cases import OPTIONS, assert_close, assert_same_spike_record, compare_with_cpu, problem
+
+pytestmark = [pytest.mark.gpu_sim,
+              pytest.mark.skipif(not numba.config.ENABLE_CUDASIM,
+                                 reason="numba's CUDA simulator is off (EVENTPROP_REAL_CUDA=1); see test_gpu_engine_cuda.py")]
+
+
+@pytest.mark.parametrize("threads", [None, 32], ids=["one_round", "two_rounds"])
+def test_spike_record_equals_cpu_engine_spike_for_spike(threads):
+    net, x, y = problem(seed=0, B=3, T=30)
+    total, most_in_a_step = assert_same_spike_record(net, x, y, threads=threads)
+    assert total > 300 and most_in_a_step > 10     # the scan orders many spikes of one step
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_float64_gradients_match_cpu_engine(name):
+    net, x, y = problem(seed=1, graded=name == "avg")
+    compare_with_cpu(net, x, y, OPTIONS[name], np.float64)
+
+
+def test_float32_agrees_within_documented_tolerance():
+    net, x, y = problem(seed=2)
+    compare_with_cpu(net, x, y, OPTIONS["regularised"], np.float32)
+
+
+def test_spike_record_overflow_reruns_and_neurons_run_in_rounds():
+    net, x, y = problem(seed=3, T=12, H=70)
+    cpu, gpu = compare_with_cpu(net, x, y, OPTIONS["avg"], np.float64, capacity=1, threads=32)
+    assert gpu.extras["spike_capacity"] >= cpu.hidden_spike_counts.sum(axis=1).max() > 1
+
+
+class _CountingKernel:
+    def __init__(self, kernel, calls):
+        self.kernel, self.calls = kernel, calls
+
+    def __getitem__(self, config):
+        self.calls.append(config)
+        return self.kernel[config]
+
+
+@pytest.mark.parametrize("T", [10, 20])
+def test_cuda_device_runs_fused_engine_with_two_launches_whatever_T(T, monkeypatch):
+    """compute_batch/predict/evaluate_float on "cuda" use the fused kernels: one forward and one
+    backward launch per batch for any T (simulated here: the device name is forced to cuda)."""
+    from eventprop_pipeline.data import from_events
+    from eventprop_pipeline.evaluation import evaluate_float
+    from eventprop_pipeline.eventprop import api, compute_batch, cuda_kernels, predict
+    net, x, y = problem(seed=4, B=2, T=T, H=32)
+    b, t, u = np.nonzero(x)
+    data = from_events(b, t, u, y, n_channels=x.shape[2], n_classes=4, timesteps=T, dt=1.0)
+    calls = []
+    for name in ("forward_kernel", "backward_kernel"):
+        monkeypatch.setattr(cuda_kernels, name, _CountingKernel(getattr(cuda_kernels, name), calls))
+    monkeypatch.setattr(api, "_resolve", lambda device: str(device))
+    gpu = compute_batch(net, data, y, OPTIONS["avg"], device="cuda")
+    assert [c[0] for c in calls] == [2, 2]                  # (blocks, threads) of forward, backward
+    cpu = compute_batch(net, data, y, OPTIONS["avg"], device="cpu")
+    np.testing.assert_array_equal(gpu.hidden_spike_counts, cpu.hidden_spike_counts)
+    v_gpu, counts_gpu = predict(net, data, device="cuda")
+    v_cpu, counts_cpu = predict(net, data, device="cpu")
+    np.testing.assert_array_equal(counts_gpu, counts_cpu)
+    assert_close(v_cpu, v_gpu, 1e-5, "predict readout")
+    assert len(calls) == 3
+    ev_gpu = evaluate_float(net, data, device="cuda")
+    assert len(calls) == 4
+    np.testing.assert_array_equal(ev_gpu.pred, np.argmax(v_cpu, axis=1))
