@@ -39,8 +39,9 @@ def assert_close(a, b, rtol, what):
     assert err <= rtol * scale + 1e-30, f"{what}: max |diff| {err:.3g} > {rtol:g} x max |value| {scale:.3g}"
 
 
-def assert_same_spike_record(net, x, y, **kwargs):
-    """The fused forward kernel's spike record equals the CPU engine's, spike for spike."""
+def assert_same_spike_record(net, x, y, den_rtol=0.0, **kwargs):
+    """The fused forward kernel's spike record equals the CPU engine's, spike for spike (float64).
+    den_rtol > 0 allows a real GPU's fused multiply-adds to round I - V and VAvg differently."""
     ev, _ = to_events(net, x, y)
     v_cpu, counts_cpu, rec, _ = cpu_engine.forward(net, ev)
     fw = cuda_engine.forward(net, ev, dtype=np.float64, **kwargs)
@@ -51,22 +52,27 @@ def assert_same_spike_record(net, x, y, **kwargs):
     for b in range(len(x)):
         n = offsets[b, -1]
         np.testing.assert_array_equal(neuron[b, :n], rec.neuron[b, :n])
-        np.testing.assert_array_equal(den[b, :n], rec.den[b, :n])
-    np.testing.assert_array_equal(fw.v_avg, v_cpu)
+        np.testing.assert_allclose(den[b, :n], rec.den[b, :n], rtol=den_rtol, atol=0)
+    np.testing.assert_allclose(fw.v_avg, v_cpu, rtol=den_rtol, atol=den_rtol * np.abs(v_cpu).max())
     return int(counts_cpu.sum()), int(np.diff(rec.offsets, axis=1).max())
 
 
-def compare_with_cpu(net, x, y, opts, dtype, **kwargs):
-    """Runs both engines; asserts the documented agreement; returns (cpu, gpu) results."""
+def compare_with_cpu(net, x, y, opts, dtype, exact64=True, **kwargs):
+    """Runs both engines; asserts the documented agreement; returns (cpu, gpu) results.
+    exact64=False (a real GPU): float64 readouts and loss within 1e-12 instead of bit-equal."""
     ev, labels = to_events(net, x, y)
     cpu = compute_batch(net, x, y, opts, device="cpu")
     gpu = cuda_engine.compute(net, ev, labels, opts, dtype=dtype, **kwargs)
     assert cpu.hidden_spike_counts.sum() > 0
     np.testing.assert_array_equal(gpu.hidden_spike_counts, cpu.hidden_spike_counts)
-    if dtype == np.float64:
+    assert gpu.reg_loss == cpu.reg_loss          # a function of the (equal) spike counts
+    if dtype == np.float64 and exact64:
         np.testing.assert_array_equal(gpu.readout, cpu.readout)
         assert gpu.loss == cpu.loss
-        assert gpu.reg_loss == cpu.reg_loss
+        rtol = FLOAT64_RTOL
+    elif dtype == np.float64:
+        assert_close(cpu.readout, gpu.readout, 1e-6, "readout")
+        assert abs(gpu.loss - cpu.loss) <= 1e-12 * abs(cpu.loss)
         rtol = FLOAT64_RTOL
     else:
         assert_close(cpu.readout, gpu.readout, FLOAT32_RTOL, "readout")

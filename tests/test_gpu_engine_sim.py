@@ -74,3 +74,28 @@ def test_cuda_device_runs_fused_engine_with_two_launches_whatever_T(T, monkeypat
     ev_gpu = evaluate_float(net, data, device="cuda")
     assert len(calls) == 4
     np.testing.assert_array_equal(ev_gpu.pred, np.argmax(v_cpu, axis=1))
+
+
+def test_cuda_benchmark_report_runs_and_prints_name_value_lines(monkeypatch, capsys):
+    """benchmarks/train_speed.py's CUDA report, shrunk, in the simulator: it is one command away
+    on a GPU (benchmarks/gpu_check.sh), so its code must already run."""
+    import importlib.util
+    from pathlib import Path
+
+    from eventprop_pipeline.eventprop import api
+    path = Path(__file__).parents[1] / "benchmarks" / "train_speed.py"
+    spec = importlib.util.spec_from_file_location("train_speed_under_test", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(api, "_resolve", lambda device: str(device))
+    small_data = bench.shd_like
+    monkeypatch.setattr(bench, "network", lambda H, T, O=20, n_in=700: problem(seed=5, T=T, n_in=30, H=H, O=O)[0])
+    monkeypatch.setattr(bench, "shd_like", lambda B, T, n_in, rate, seed=0, active_steps=None:
+                        small_data(B, T, 30, 0.05, seed, None if active_steps is None else min(active_steps, 8)))
+    bench.cuda_report(True, hidden=(32,), batches=(2,), T=12, mem_lengths=(8, 16), torch_device="torch-cpu")
+    lines = capsys.readouterr().out.strip().splitlines()
+    values = dict(line.split(": ", 1) for line in lines)
+    assert len(values) == len(lines) == 11
+    for name in ("cuda_fused_epoch_s_h32_b2", "cuda_fused_speedup_over_torch_h32_b2", "cuda_fused_mem_growth_T8_to_T16"):
+        assert float(values[name]) > 0
+    assert 1.0 <= float(values["cuda_fused_mem_growth_T8_to_T16"]) < 1.2     # spike records, not trajectories
