@@ -91,6 +91,7 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
     (the keyword arguments shrink it for the simulator smoke test)."""
     from eventprop_pipeline.eventprop import LossOptions, compute_batch, cuda_engine
     from eventprop_pipeline.eventprop.inputs import to_events
+    cuda = cuda_engine._cuda()
     if quick:
         T, mem_lengths = min(T, 200), mem_lengths[:2]
     import torch
@@ -120,16 +121,23 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
     if (256, 32) in fused and T == 1000:
         # Published, not measured here: mlGeNN SHD 700-256-20, T=1000, batch 32, 100 epochs in 573 s.
         print(f"cuda_fused_speedup_over_mlgenn_reported_h256_b32: {5.73 / (fused[256, 32] * SHD_EPOCH / 1e3):.1f}")
+    # Device arrays the engine allocates for one batch (sum of their sizes, from its own accounting:
+    # numba's allocations are not in torch's counters); "engine" leaves out the input events, which
+    # are data (an utterance cropped at T = 250 has fewer of them), not state kept for the backward pass.
     mem = {}
     for t in mem_lengths:
         net = network(hidden[0], t)
         data = shd_like(batches[0], t, 700, 0.01, active_steps=1000)
         ev, labels = to_events(net, data, data.labels)
-        result = cuda_engine.compute(net, ev, labels, LossOptions())
-        mem[t] = result.extras["device_bytes"] / 2 ** 20
-        print(f"cuda_fused_mem_h{hidden[0]}_b{batches[0]}_T{t}_mib: {mem[t]:.1f}")
+        extras = cuda_engine.compute(net, ev, labels, LossOptions()).extras
+        mem[t] = (extras["device_bytes"] - extras["device_input_bytes"]) / 2 ** 20
+        print(f"cuda_fused_mem_h{hidden[0]}_b{batches[0]}_T{t}_mib: {extras['device_bytes'] / 2 ** 20:.2f}")
+        print(f"cuda_fused_engine_mem_h{hidden[0]}_b{batches[0]}_T{t}_mib: {mem[t]:.2f}")
     first, last = min(mem), max(mem)
-    print(f"cuda_fused_mem_growth_T{first}_to_T{last}: {mem[last] / mem[first]:.3f}")
+    print(f"cuda_fused_engine_mem_growth_T{first}_to_T{last}: {mem[last] / mem[first]:.3f}")
+    if hasattr(cuda, "current_context"):          # not in numba's simulator
+        free, total = cuda.current_context().get_memory_info()
+        print(f"cuda_device_memory_in_use_mib: {(total - free) / 2 ** 20:.0f}")
     H, B = hidden[-1], batches[-1]
     data = shd_like(B, T, 700, 0.01)
     result = compute_batch(network(H, T), data, data.labels, LossOptions(), device="cuda")

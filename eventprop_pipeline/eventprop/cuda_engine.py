@@ -68,6 +68,7 @@ class DeviceBatch:
         self.cuda = cuda
         self.dtype = np.dtype(dtype)
         self.bytes = 0
+        self.input_bytes = 0      # the batch's input events (data, not engine state)
         p = net.params
         self.B, self.T = ev.batch_size, ev.timesteps
         self.w_ih, self.w_hh, self.w_ho = (self.put(np.ascontiguousarray(net.weights[k], np.float32))
@@ -76,6 +77,7 @@ class DeviceBatch:
         self.in_off = self.put(input_bin_offsets(ev))
         self.units = self.put(np.ascontiguousarray(ev.units, np.int32) if len(ev.units) else np.zeros(1, np.int32))
         self.counts = self.put(np.ascontiguousarray(ev.counts, self.dtype) if len(ev.counts) else np.zeros(1, self.dtype))
+        self.input_bytes = self.bytes - self.w_ih.nbytes - self.w_hh.nbytes - self.w_ho.nbytes - self.in_off.nbytes
         self.rw = self.put(readout_weights(p, self.T).astype(np.float64))
         f = self.dtype.type
         self.alpha, self.beta, self.iscale = f(p.alpha), f(p.beta), f(p.i_scale)
@@ -179,4 +181,4 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
     return BatchResult(loss, grads, fw.v_avg.astype(np.float32), fw.counts,
                        reg_loss=regulariser.penalty(batch_counts, B, opts, p),
                        extras={"n_hidden_spikes": int(fw.counts.sum()), "device_bytes": d.bytes,
-                               "spike_capacity": fw.capacity})
+                               "device_input_bytes": d.input_bytes, "spike_capacity": fw.capacity})
