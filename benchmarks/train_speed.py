@@ -91,7 +91,7 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
     (the keyword arguments shrink it for the simulator smoke test)."""
     from eventprop_pipeline.eventprop import LossOptions, compute_batch, cuda_engine
     from eventprop_pipeline.eventprop.inputs import to_events
-    cuda = cuda_engine._cuda()
+    cuda = cuda_engine.cuda_module()
     if quick:
         T, mem_lengths = min(T, 200), mem_lengths[:2]
     import torch

@@ -99,3 +99,18 @@ def test_cuda_benchmark_report_runs_and_prints_name_value_lines(monkeypatch, cap
     for name in ("cuda_fused_epoch_s_h32_b2", "cuda_fused_speedup_over_torch_h32_b2", "cuda_fused_engine_mem_growth_T8_to_T16"):
         assert float(values[name]) > 0
     assert 1.0 <= float(values["cuda_fused_engine_mem_growth_T8_to_T16"]) < 1.2     # spike records, not trajectories
+
+
+def test_cuda_without_numbas_cuda_target_is_a_config_error_naming_the_fix(monkeypatch):
+    from numba import cuda
+
+    from eventprop_pipeline.errors import ConfigError
+    from eventprop_pipeline.eventprop import cuda_engine
+    from eventprop_pipeline.training import trainer
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    monkeypatch.setattr(trainer, "resolve_device_name", lambda device: "cuda")   # torch sees a GPU
+    with pytest.raises(ConfigError, match=r"eventprop-loihi\[cuda\]"):
+        trainer.resolve_device("cuda")
+    with pytest.raises(ConfigError, match="numba-cuda"):
+        cuda_engine.cuda_module()

@@ -27,7 +27,7 @@ def _capacity_guess(H: int, T: int) -> int:
     return max(1024, min(H * T, 32 * H), _capacity_seen.get((H, T), 0))
 
 
-def _cuda():
+def cuda_module():
     """numba.cuda, or a ConfigError saying how to get it (the simulator counts as available)."""
     from numba import config, cuda
     if not config.ENABLE_CUDASIM and not cuda.is_available():
@@ -39,7 +39,7 @@ def _cuda():
 def on_device(name: str):
     """Context that makes "cuda:N" numba's current device ("cuda" is device 0)."""
     import contextlib
-    cuda = _cuda()
+    cuda = cuda_module()
     from numba import config
     if config.ENABLE_CUDASIM:
         return contextlib.nullcontext()
@@ -64,7 +64,7 @@ class DeviceBatch:
     """A batch's input events and the network's weights on the device; counts device bytes."""
 
     def __init__(self, net: Network, ev: EventBatch, dtype, threads: int | None = None):
-        cuda = _cuda()
+        cuda = cuda_module()
         self.cuda = cuda
         self.dtype = np.dtype(dtype)
         self.bytes = 0
