@@ -114,3 +114,33 @@ def test_cuda_without_numbas_cuda_target_is_a_config_error_naming_the_fix(monkey
         trainer.resolve_device("cuda")
     with pytest.raises(ConfigError, match="numba-cuda"):
         cuda_engine.cuda_module()
+
+
+def test_train_with_device_cuda_runs_the_fused_engine_and_matches_cpu_training(tmp_path, monkeypatch):
+    """`eventprop train --device cuda` in miniature: one epoch through the trainer on the simulated
+    GPU (float64 state) ends with the CPU run's weights up to float rounding."""
+    from pathlib import Path
+
+    from eventprop_pipeline.eventprop import api, cuda_engine
+    from eventprop_pipeline.network import WEIGHT_NAMES, load_network
+    from eventprop_pipeline.training import load_train_config, train, trainer
+    smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
+    changes = {"synthetic.n_train": 10, "synthetic.n_test": 2, "network.timesteps": 15, "network.hidden": 32,
+               "optim.epochs": 1, "optim.batch_size": 5}
+    quiet = dict(progress=False, log=lambda *a, **k: None)
+    from eventprop_pipeline.eventprop import cpu_engine
+    calls = {"cpu": 0, "cuda": 0}
+    for key, module in (("cpu", cpu_engine), ("cuda", cuda_engine)):
+        monkeypatch.setattr(module, "compute", (lambda real, key: lambda *a, **k: calls.__setitem__(key, calls[key] + 1)
+                                                or real(*a, **k))(module.compute, key))
+    cpu = train(load_train_config(smoke, changes), tmp_path / "cpu", **quiet)
+    batches, calls["cpu"] = calls["cpu"], 0
+    monkeypatch.setattr(trainer, "resolve_device_name", lambda device: str(device))
+    monkeypatch.setattr(api, "_resolve", lambda device: str(device))
+    monkeypatch.setattr(cuda_engine, "DEFAULT_DTYPE", np.float64)
+    gpu = train(load_train_config(smoke, {**changes, "device": "cuda"}), tmp_path / "gpu", **quiet)
+    assert batches >= 2 and calls == {"cpu": 0, "cuda": batches}
+    a, b = load_network(cpu.last_path), load_network(gpu.last_path)
+    for name in WEIGHT_NAMES:
+        np.testing.assert_allclose(b.weights[name], a.weights[name], rtol=0, atol=1e-6)
+    assert gpu.test_accuracy == cpu.test_accuracy
