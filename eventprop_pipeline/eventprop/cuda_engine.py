@@ -27,12 +27,33 @@ def _capacity_guess(H: int, T: int) -> int:
     return max(1024, min(H * T, 32 * H), _capacity_seen.get((H, T), 0))
 
 
+def _missing() -> str | None:
+    """Why numba cannot compile and run the kernels here, or None (the simulator always can)."""
+    from numba import config, cuda
+    if config.ENABLE_CUDASIM:
+        return None
+    if not cuda.is_available():
+        return "numba finds no CUDA GPU or driver"
+    try:
+        from numba.cuda.cudadrv import nvvm
+        if not nvvm.is_available():
+            return "numba finds no libNVVM (the CUDA compiler library)"
+    except ImportError:
+        pass
+    return None
+
+
+def usable() -> bool:
+    return _missing() is None
+
+
 def cuda_module():
     """numba.cuda, or a ConfigError saying how to get it (the simulator counts as available)."""
-    from numba import config, cuda
-    if not config.ENABLE_CUDASIM and not cuda.is_available():
-        raise ConfigError("the fused CUDA engine needs numba's CUDA target and a GPU driver; "
-                          "install it with pip install 'eventprop-loihi[cuda]' (numba-cuda) or use --device cpu")
+    why = _missing()
+    if why:
+        raise ConfigError(f"the fused CUDA engine cannot run: {why}; install numba's CUDA target with "
+                          "pip install 'eventprop-loihi[cuda]' (numba-cuda[cu13]) or use --device cpu")
+    from numba import cuda
     return cuda
 
 
