@@ -13,10 +13,9 @@ from gpu_cases import OPTIONS, assert_close, assert_same_spike_record, compare_w
 def _skip_reason() -> str | None:
     if numba.config.ENABLE_CUDASIM:
         return "numba's CUDA simulator is on for this session; run with EVENTPROP_REAL_CUDA=1 (benchmarks/gpu_check.sh)"
-    from numba import cuda
-    if not cuda.is_available():
-        return "no CUDA GPU usable by numba here (numba.cuda.is_available() is False)"
-    return None
+    from eventprop_pipeline.eventprop import cuda_engine
+    why = cuda_engine._missing()
+    return f"no CUDA GPU usable here: {why}" if why else None
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]

@@ -44,7 +44,9 @@ def _missing() -> str | None:
 
 
 def usable() -> bool:
-    return _missing() is None
+    """Whether "auto" may pick CUDA: a real GPU that numba can compile for (never the simulator)."""
+    from numba import config
+    return not config.ENABLE_CUDASIM and _missing() is None
 
 
 def cuda_module():
