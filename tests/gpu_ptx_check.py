@@ -35,3 +35,5 @@ for f in (f32, f64):
         ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
         assert ".entry" in ptx and "bar.sync" in ptx
         print(f"{name} {f} ok")
+ptx, _ = cuda.compile_ptx(K.zero_kernel.py_func, (arr(f64, 2),) * 3, cc=(9, 0))
+print("zero ok")

@@ -39,6 +39,19 @@ def test_spike_record_overflow_reruns_and_neurons_run_in_rounds():
     assert gpu.extras["spike_capacity"] >= cpu.hidden_spike_counts.sum(axis=1).max() > 1
 
 
+def test_kernels_set_every_device_array_they_read(monkeypatch):
+    """The engine allocates device memory uninitialised; filled with NaN, or 3 (a valid step) in integer
+    arrays, the results are unchanged."""
+    from eventprop_pipeline.eventprop import cuda_engine
+
+    def junk(cuda, shape, dtype):
+        return cuda.to_device(np.full(shape, np.nan if dtype.kind == "f" else 3, dtype))
+
+    monkeypatch.setattr(cuda_engine, "_device_empty", junk)
+    net, x, y = problem(seed=6, T=12)
+    compare_with_cpu(net, x, y, OPTIONS["regularised"], np.float64)
+
+
 class _CountingKernel:
     def __init__(self, kernel, calls):
         self.kernel, self.calls = kernel, calls

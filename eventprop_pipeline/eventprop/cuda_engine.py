@@ -115,8 +115,24 @@ class DeviceBatch:
         self.bytes += host.nbytes
         return self.cuda.to_device(host)
 
-    def zeros(self, shape, dtype=None):
-        return self.put(np.zeros(shape, dtype or self.dtype))
+    def empty(self, shape, dtype=None):
+        """Uninitialised device memory (no host copy): the kernels set what they read."""
+        a = _device_empty(self.cuda, shape, np.dtype(dtype or self.dtype))
+        self.bytes += a.nbytes
+        return a
+
+
+def _device_empty(cuda, shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
+def _zero(cuda, *arrays) -> None:
+    from numba import config
+
+    from .cuda_kernels import zero_kernel
+    n = max(a.size for a in arrays)
+    blocks, threads = (1, 32) if config.ENABLE_CUDASIM else (max(1, min(1024, -(-n // 256))), 256)
+    zero_kernel[blocks, threads](*arrays)
 
 
 class Forward:
@@ -125,15 +141,15 @@ class Forward:
     def __init__(self, d: DeviceBatch, record_trace: bool, capacity: int):
         B, T, H, O = d.B, d.T, d.H, d.O
         self.capacity = capacity
-        self.spk_neuron = d.zeros((B, capacity), np.int32)
-        self.spk_den = d.zeros((B, capacity))
-        self.spk_off = d.zeros((B, T + 1), np.int32)
-        scratch = [d.zeros((B, H)), d.zeros((B, H)), d.zeros((B, O)), d.zeros((B, O)),
-                   d.zeros((B, 2, H), np.int32)]
-        self.v_avg_d = d.zeros((B, O), np.float64)
-        self.counts_d = d.zeros((B, H), np.int32)
-        self.trace_d = d.zeros((B, T if record_trace else 1, O))
-        n_spikes = d.zeros(B, np.int32)
+        self.spk_neuron = d.empty((B, capacity), np.int32)
+        self.spk_den = d.empty((B, capacity))
+        self.spk_off = d.empty((B, T + 1), np.int32)
+        scratch = [d.empty((B, H)), d.empty((B, H)), d.empty((B, O)), d.empty((B, O)),
+                   d.empty((B, 2, H), np.int32)]
+        self.v_avg_d = d.empty((B, O), np.float64)
+        self.counts_d = d.empty((B, H), np.int32)
+        self.trace_d = d.empty((B, T if record_trace else 1, O))
+        n_spikes = d.empty(B, np.int32)
         from .cuda_kernels import forward_kernel
         forward_kernel[B, d.nt](d.in_off, d.units, d.counts, T, d.w_ih, d.w_hh, d.w_ho, d.alpha, d.one_m_a,
                                 d.beta, d.iscale, d.v_th, d.rw, *scratch, self.spk_neuron, self.spk_den,
@@ -189,11 +205,12 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
         err_trace = np.zeros((1, 1, O))
     batch_counts = fw.counts.sum(axis=0)
     reg_jump = regulariser.adjoint_jumps(batch_counts, B, opts, p)
-    g_ih = d.zeros((net.n_input, H), np.float64)
-    g_hh = d.zeros((H, H), np.float64)
-    g_ho = d.zeros((H, O), np.float64)
-    scratch = [d.zeros((B, H)) for _ in range(3)] + [d.zeros((B, O)) for _ in range(3)]
-    mark = d.put(np.full((B, H), -1, np.int32))
+    g_ih = d.empty((net.n_input, H), np.float64)
+    g_hh = d.empty((H, H), np.float64)
+    g_ho = d.empty((H, O), np.float64)
+    _zero(d.cuda, g_ih, g_hh, g_ho)
+    scratch = [d.empty((B, H)) for _ in range(3)] + [d.empty((B, O)) for _ in range(3)]
+    mark = d.empty((B, H), np.int32)
     from .cuda_kernels import backward_kernel
     backward_kernel[B, d.nt](d.in_off, d.units, d.counts, T, d.w_hh, d.w_ho, d.alpha, d.beta, d.c, d.ratio,
                              d.v_th, fw.spk_neuron, fw.spk_den, fw.spk_off, d.put(err_coef.astype(d.dtype)),

@@ -47,6 +47,14 @@ def forward_kernel(in_off, units, counts, T, w_ih, w_hh, w_ho, alpha, one_m_a, b
     group_cnt = cuda.shared.array(MAX_GROUPS, int32)
     n_groups = nt // GROUP
     n_rounds = (H + nt - 1) // nt
+    for j in range(tid, H, nt):     # every array read is set here: the host allocates uninitialised
+        isyn_h[b, j] = 0
+        v_h[b, j] = 0
+        spike_counts[b, j] = 0
+    for o in range(tid, O, nt):
+        isyn_o[b, o] = 0
+        v_o[b, o] = 0
+        v_avg[b, o] = 0
     n_prev = 0              # every thread keeps the same counts: no shared scalar to race on
     n_total = 0
     if tid == 0:
@@ -121,7 +129,8 @@ def backward_kernel(in_off, units, counts, T, w_hh, w_ho, alpha, beta, c, ratio,
                     spk_neuron, spk_den, spk_off, err_coef, rw, err_trace, use_trace, reg_jump,
                     a_h, b_h, z_h, a_o, b_o, z_o, mark, g_ih, g_hh, g_ho):
     """Block b runs sample b backwards from step T - 1. a_*, b_* start at zero, mark at -1
-    (mark[b, n] = the step of n's jump being applied); g_* are float64 batch sums (atomics)."""
+    (mark[b, n] = the step of n's jump being applied), set here; g_* are float64 batch sums
+    (atomics) that the host zeroes first (zero_kernel)."""
     b = cuda.blockIdx.x
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -131,6 +140,13 @@ def backward_kernel(in_off, units, counts, T, w_hh, w_ho, alpha, beta, c, ratio,
     n_warps = nt // GROUP
     lane = tid % GROUP
     warp = tid // GROUP
+    for j in range(tid, H, nt):
+        a_h[b, j] = 0
+        b_h[b, j] = 0
+        mark[b, j] = -1
+    for o in range(tid, O, nt):
+        a_o[b, o] = 0
+        b_o[b, o] = 0
     for k in range(T - 1, -1, -1):
         # a_*, b_* hold step k + 1 here. Input bin k arrives at step k + 1.
         s0 = spk_off[b, k]
@@ -183,3 +199,14 @@ def backward_kernel(in_off, units, counts, T, w_hh, w_ho, alpha, beta, c, ratio,
             a = err + alpha * a_o[b, o]
             a_o[b, o] = a
             b_o[b, o] = c * a + beta * b_o[b, o]
+
+
+@cuda.jit
+def zero_kernel(x, y, z):
+    """x, y, z (2-D) = 0, grid-stride (the gradient sums, before the backward launch)."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for a in (x, y, z):
+        C = a.shape[1]
+        for i in range(start, a.shape[0] * C, stride):
+            a[i // C, i % C] = 0
