@@ -141,8 +141,9 @@ class Forward:
     def __init__(self, d: DeviceBatch, record_trace: bool, capacity: int):
         B, T, H, O = d.B, d.T, d.H, d.O
         self.capacity = capacity
-        self.spk_neuron = d.empty((B, capacity), np.int32)
-        self.spk_den = d.empty((B, capacity))
+        slots = max(capacity, 1)            # no zero-size device arrays (inference keeps no record)
+        self.spk_neuron = d.empty((B, slots), np.int32)
+        self.spk_den = d.empty((B, slots))
         self.spk_off = d.empty((B, T + 1), np.int32)
         scratch = [d.empty((B, H)), d.empty((B, H)), d.empty((B, O)), d.empty((B, O)),
                    d.empty((B, 2, H), np.int32)]
