@@ -1,9 +1,10 @@
 """CUDA engine: the fused kernels of cuda_kernels.py driven like the CPU engine (cpu_engine.py).
 
 Per batch: one forward launch (the whole time loop), the loss and the regulariser's per-neuron
-jumps on the host (the same functions the CPU engine calls), one backward launch. The number of
-launches does not depend on T. State is float32 by default (float64 on request, which reproduces
-the CPU engine's hidden spikes exactly); gradients accumulate in float64.
+jumps on the host (the same functions the CPU engine calls), a launch zeroing the gradient sums,
+one backward launch. The number of launches does not depend on T. State is float32 by default
+(float64 on request: the CPU engine's spike record bit for bit in numba's simulator; a GPU's fused
+multiply-adds round slightly differently); gradients accumulate in float64. docs/gpu_engine.md.
 """
 from __future__ import annotations
 
