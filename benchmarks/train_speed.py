@@ -2,7 +2,12 @@
 
 Prints one `name: value` line per figure:
   cpu_ms_per_train_sample       forward + backward, 700-256-20, T=1000, batch 32, SHD-like activity
-  cuda_*                        the same on CUDA, with the device name (only where CUDA is present)
+  cuda_*                        the fused CUDA engine (only where CUDA is present; --cuda-only for just these):
+                                SHD-shape epoch seconds and samples/s (8156 samples, 700-H-20, T=1000,
+                                hidden 256/1024, batch 32/256; engine time: forward + backward with
+                                the host loss, no Adam step or data loading), the unfused torch path
+                                in the same run as a ratio, and the engine's device memory (sum of
+                                its device arrays for one batch) for T=250..2000
   mem_*                         peak memory above the process's baseline after setup, Eventprop vs a
                                 BPTT baseline (autograd through time, surrogate gradient), T=250..2000,
                                 each in a fresh subprocess (CPU: peak RSS via VmHWM after resetting it;
@@ -12,7 +17,7 @@ Prints one `name: value` line per figure:
                                 silence, as with real SHD files); mem_eventprop_constant_rate_* keeps
                                 the input active for all T steps (spike records then grow with T).
   tail_*                        ms/sample for hidden 128..1024 and for several input activity levels
-Usage: python benchmarks/train_speed.py [--quick]
+Usage: python benchmarks/train_speed.py [--quick] [--cuda-only]
 """
 from __future__ import annotations
 
@@ -48,28 +53,95 @@ def network(H: int, T: int, O: int = 20, n_in: int = 700):
     return Network.initialise(n_in, H, O, params=ModelParams(timesteps=T), seed=1)
 
 
-def time_train_step(H=256, T=1000, B=32, rate=0.01, device="cpu", repeats=3):
-    """(best wall ms/sample, CPU ms/sample of that run, hidden spikes per neuron per trial)."""
+def time_train_step(H=256, T=1000, B=32, rate=0.01, device="cpu", repeats=3, warm_up=True):
+    """(best wall ms/sample, CPU ms/sample of that run, hidden spikes per neuron per trial).
+
+    device: cpu, cuda (the fused engine) or torch-cuda / torch-cpu (the unfused torch path)."""
     from eventprop_pipeline.eventprop import LossOptions, compute_batch
     net = network(H, T)
     data = shd_like(B, T, 700, rate)
-    inputs = data
-    if device != "cpu":
+    inputs = data      # the CPU and fused CUDA engines take events; only the torch path wants dense
+    torch_path = device.startswith("torch-")
+    if torch_path:
         import torch
-        inputs = torch.as_tensor(data.dense(np.arange(B)), device=device)
-    result = compute_batch(net, inputs, data.labels, LossOptions(), device=device)   # compile / warm up
+        from eventprop_pipeline.eventprop import torch_engine
+        where = device[len("torch-"):]
+        inputs = torch.as_tensor(data.dense(np.arange(B)), device=where)
+        compute_batch = lambda net, x, y, opts, device: torch_engine.compute(net, x, y, opts, device=where)  # noqa: E731
+
+    def sync():
+        if device == "torch-cuda":
+            torch.cuda.synchronize()
+
+    result = compute_batch(net, inputs, data.labels, LossOptions(), device=device) if warm_up else None
     best = (float("inf"), 0.0)
     for _ in range(repeats):
-        if device != "cpu":
-            import torch
-            torch.cuda.synchronize()
+        sync()
         c0, t0 = time.process_time(), time.perf_counter()
-        compute_batch(net, inputs, data.labels, LossOptions(), device=device)
-        if device != "cpu":
-            torch.cuda.synchronize()
+        result = compute_batch(net, inputs, data.labels, LossOptions(), device=device)
+        sync()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         best = min(best, (wall / B * 1e3, cpu / B * 1e3))
     return best[0], best[1], float(result.hidden_spike_counts.mean())
+
+
+def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_lengths=(250, 500, 1000, 2000),
+                torch_device="torch-cuda") -> None:
+    """The fused CUDA engine's figures (docs/gpu_engine.md), with the torch path as the baseline
+    (the keyword arguments shrink it for the simulator smoke test)."""
+    from eventprop_pipeline.eventprop import LossOptions, compute_batch, cuda_engine
+    from eventprop_pipeline.eventprop.inputs import to_events
+    cuda = cuda_engine.cuda_module()
+    if quick:
+        T, mem_lengths = min(T, 200), mem_lengths[:2]
+    import torch
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (numba's CUDA simulator)"
+    print(f"cuda_device: {name}")
+    repeats = 1 if quick else 3
+    fused = {}
+    for H in hidden:
+        for B in batches:
+            wall, _, rate = time_train_step(H=H, T=T, B=B, device="cuda", repeats=repeats)
+            fused[H, B] = wall
+            print(f"cuda_fused_epoch_s_h{H}_b{B}: {wall * SHD_EPOCH / 1e3:.3f}")
+            print(f"cuda_fused_samples_per_s_h{H}_b{B}: {1e3 / wall:.0f}")
+            print(f"cuda_fused_spikes_per_neuron_h{H}_b{B}: {rate:.1f}")
+    old = cuda_engine.DEFAULT_DTYPE
+    cuda_engine.DEFAULT_DTYPE = np.float64
+    try:
+        wall, _, _ = time_train_step(H=hidden[0], T=T, B=batches[0], device="cuda", repeats=repeats)
+    finally:
+        cuda_engine.DEFAULT_DTYPE = old
+    print(f"cuda_fused_float64_epoch_s_h{hidden[0]}_b{batches[0]}: {wall * SHD_EPOCH / 1e3:.3f}")
+    time_train_step(H=hidden[0], T=20, B=batches[0], device=torch_device, repeats=1)     # CUDA/cuBLAS start-up
+    for H in hidden:
+        wall, _, _ = time_train_step(H=H, T=T, B=batches[0], device=torch_device, repeats=1, warm_up=False)
+        print(f"cuda_torch_epoch_s_h{H}_b{batches[0]}: {wall * SHD_EPOCH / 1e3:.2f}")
+        print(f"cuda_fused_speedup_over_torch_h{H}_b{batches[0]}: {wall / fused[H, batches[0]]:.1f}")
+    if (256, 32) in fused and T == 1000:
+        # Published, not measured here: mlGeNN SHD 700-256-20, T=1000, batch 32, 100 epochs in 573 s.
+        print(f"cuda_fused_speedup_over_mlgenn_reported_h256_b32: {5.73 / (fused[256, 32] * SHD_EPOCH / 1e3):.1f}")
+    # Device arrays the engine allocates for one batch (sum of their sizes, from its own accounting:
+    # numba's allocations are not in torch's counters); "engine" leaves out the input events, which
+    # are data (an utterance cropped at T = 250 has fewer of them), not state kept for the backward pass.
+    mem = {}
+    for t in mem_lengths:
+        net = network(hidden[0], t)
+        data = shd_like(batches[0], t, 700, 0.01, active_steps=1000)
+        ev, labels = to_events(net, data, data.labels)
+        extras = cuda_engine.compute(net, ev, labels, LossOptions()).extras
+        mem[t] = (extras["device_bytes"] - extras["device_input_bytes"]) / 2 ** 20
+        print(f"cuda_fused_mem_h{hidden[0]}_b{batches[0]}_T{t}_mib: {extras['device_bytes'] / 2 ** 20:.2f}")
+        print(f"cuda_fused_engine_mem_h{hidden[0]}_b{batches[0]}_T{t}_mib: {mem[t]:.2f}")
+    first, last = min(mem), max(mem)
+    print(f"cuda_fused_engine_mem_growth_T{first}_to_T{last}: {mem[last] / mem[first]:.3f}")
+    if hasattr(cuda, "current_context"):          # not in numba's simulator
+        free, total = cuda.current_context().get_memory_info()
+        print(f"cuda_device_memory_in_use_mib: {(total - free) / 2 ** 20:.0f}")
+    H, B = hidden[-1], batches[-1]
+    data = shd_like(B, T, 700, 0.01)
+    result = compute_batch(network(H, T), data, data.labels, LossOptions(), device="cuda")
+    print(f"cuda_fused_mem_h{H}_b{B}_T{T}_mib: {result.extras['device_bytes'] / 2 ** 20:.1f}")
 
 
 # ---- memory, one configuration per fresh process -------------------------------------------------
@@ -177,6 +249,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small, fast smoke run")
     ap.add_argument("--memory-only", action="store_true", help="only the peak-memory scan")
+    ap.add_argument("--cuda-only", action="store_true", help="only the fused CUDA engine's figures (needs a GPU)")
     ap.add_argument("--memory-child", nargs=4, metavar=("METHOD", "T", "DEVICE", "ACTIVITY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -184,9 +257,15 @@ def main(argv=None) -> int:
         return 0
     import torch
     q = args.quick
+    if args.cuda_only:
+        if not torch.cuda.is_available():
+            print("error: --cuda-only needs a CUDA GPU", file=sys.stderr)
+            return 1
+        cuda_report(q)
+        return 0
     T = 200 if q else 1000
     print(f"threads: {os.cpu_count()} cpus, numba threads {__import__('numba').config.NUMBA_NUM_THREADS}")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = ["cpu"]     # the fused CUDA engine's memory is in cuda_report (numba allocations, not torch's)
     if not args.memory_only:
         wall, cpu, rate = time_train_step(T=T, repeats=1 if q else 3)
         print(f"cpu_ms_per_train_sample: {wall:.2f}")
@@ -194,10 +273,7 @@ def main(argv=None) -> int:
         print(f"cpu_hidden_spikes_per_neuron_per_trial: {rate:.1f}")
         print(f"cpu_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
         if torch.cuda.is_available():
-            wall, _, _ = time_train_step(T=T, device="cuda", repeats=1 if q else 3)
-            print(f"cuda_device: {torch.cuda.get_device_name()}")
-            print(f"cuda_ms_per_train_sample: {wall:.3f}")
-            print(f"cuda_seconds_per_shd_epoch: {wall * SHD_EPOCH / 1e3:.1f}")
+            cuda_report(q)
     lengths = (100, 200) if q else (250, 500, 1000, 2000)
     for device in devices:
         tag = "" if device == "cpu" else "cuda_"

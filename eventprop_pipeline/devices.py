@@ -13,8 +13,11 @@ def resolve_device_name(device) -> str:
     if name in ("cpu", "torch-cpu"):
         return name
     import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "auto":   # CUDA only where the fused engine can run there (numba's CUDA target too)
+        if not torch.cuda.is_available():
+            return "cpu"
+        from .eventprop.cuda_engine import usable
+        return "cuda" if usable() else "cpu"
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device!r}: CUDA is not available on this machine (use cpu or auto)")

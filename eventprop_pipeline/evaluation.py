@@ -46,7 +46,7 @@ def check_compatible(net: Network, data: SpikeDataset) -> None:
 def evaluate_float(net: Network, data: SpikeDataset, *, batch_size: int = 64, device="auto",
                    progress: bool = False) -> EvaluationResult:
     """Float evaluation, every sample from a fresh state: the engine's event-driven forward pass
-    on the CPU, the PyTorch model on CUDA (`eventprop.predict`)."""
+    on the CPU, the fused CUDA forward kernel on CUDA (`eventprop.predict`)."""
     from tqdm.auto import tqdm
 
     from .eventprop import predict

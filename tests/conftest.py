@@ -9,6 +9,16 @@ FIXTURE_DIR = DATA_DIR / "mlgenn_hidden256"
 # Keep tests reproducible and light on a 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# numba.cuda is numba's CUDA simulator in test sessions, so the gpu_sim tests run the fused GPU
+# kernels on any machine (nothing else here uses numba.cuda; numba's CPU kernels are unaffected).
+# EVENTPROP_REAL_CUDA=1 keeps the real CUDA target for the gpu tests (benchmarks/gpu_check.sh).
+if os.environ.get("EVENTPROP_REAL_CUDA") != "1":
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    import sys
+    if "numba" in sys.modules and "numba.cuda" not in sys.modules:
+        from numba.core import config as _numba_config
+        _numba_config.reload_config()
+
 
 @pytest.fixture
 def fixture_dir() -> Path:

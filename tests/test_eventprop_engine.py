@@ -157,7 +157,8 @@ def test_bad_inputs_and_options_raise_pipeline_errors():
         compute_batch(net, x, y, device="tpu")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available() or __import__("numba").config.ENABLE_CUDASIM,
+                    reason="needs CUDA and numba's real CUDA target (EVENTPROP_REAL_CUDA=1)")
 def test_cuda_engine_matches_cpu_engine():
     net, x, y = random_problem(seed=7, B=8, T=300)
     a = compute_batch(net, x, y, LossOptions(), device="cpu")

@@ -49,7 +49,8 @@ def register(sub) -> None:
     g.add_argument("--hidden", type=int, help="number of recurrent hidden neurons")
     g.add_argument("--lr", type=float, help="Adam learning rate (after the ease-in)")
     g.add_argument("--seed", type=int, help="seed of initial weights, shuffling and augmentation")
-    g.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where gradients are computed")
+    g.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where gradients are computed: cpu (numba), cuda (the fused CUDA "
+                   "kernels, docs/gpu_engine.md) or auto (cuda when present)")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     add_debug(p)
     p.set_defaults(func=run)

@@ -121,10 +121,14 @@ def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
                 raise
             scale = "percentile"
             notes.append(f"scale auto: no training split to calibrate on, using percentile ({exc})")
+    float_scores = None
+    if calibration is not None:   # the float side of the calibration search, on the pipeline's device
+        from ..evaluation import evaluate_float
+        float_scores = evaluate_float(net, calibration, device=ctx.deploy.device).score.astype(np.float64)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fx, report = quantize(net, weight_bits=weight_bits, strategy=scale, calibration=calibration,
-                              clip=ctx.deploy.clip)
+                              clip=ctx.deploy.clip, float_scores=float_scores)
     return fx, report, notes + [str(w.message) for w in caught]
 
 
@@ -172,7 +176,7 @@ def machine_description(device: str) -> str:
 
 def measure_float_latency(net: Network, data, device: str, n: int) -> dict:
     """Batch-1 wall time of the float forward pass used for evaluation (`eventprop.predict`: the
-    event-driven engine on the CPU, PyTorch on CUDA), after one warm-up run; median over n samples."""
+    event-driven engine on the CPU, the fused CUDA kernel on CUDA), after one warm-up run; median over n samples."""
     from ..eventprop import predict
 
     n = min(n, len(data))

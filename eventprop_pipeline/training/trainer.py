@@ -65,7 +65,12 @@ class TrainSummary:
 
 
 def resolve_device(device: str) -> str:
-    return resolve_device_name(device)
+    """The training device; CUDA also needs numba's CUDA target (the fused engine), checked now."""
+    name = resolve_device_name(device)
+    if name.startswith("cuda"):
+        from ..eventprop.cuda_engine import cuda_module
+        cuda_module()
+    return name
 
 
 def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> SpikeDataset:
