@@ -117,7 +117,7 @@ def test_cuda_benchmark_report_runs_and_prints_name_value_lines(monkeypatch, cap
 def test_cuda_without_numbas_cuda_target_is_a_config_error_naming_the_fix(monkeypatch):
     from numba import cuda
 
-    from eventprop_pipeline.errors import ConfigError
+    from eventprop_core.errors import ConfigError
     from eventprop_pipeline.eventprop import cuda_engine
     from eventprop_pipeline.training import trainer
     monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
@@ -135,7 +135,7 @@ def test_train_with_device_cuda_runs_the_fused_engine_and_matches_cpu_training(t
     from pathlib import Path
 
     from eventprop_pipeline.eventprop import api, cuda_engine
-    from eventprop_pipeline.network import WEIGHT_NAMES, load_network
+    from eventprop_core.network import WEIGHT_NAMES, load_network
     from eventprop_pipeline.training import load_train_config, train, trainer
     smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
     changes = {"synthetic.n_train": 10, "synthetic.n_test": 2, "network.timesteps": 15, "network.hidden": 32,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from ..model.readout import readout_weights
-from ..network import Network
+from eventprop_core.network import Network
 from . import regulariser
 from .inputs import EventBatch
 from .loss_terms import avg_readout_error, per_timestep_error
