@@ -91,41 +91,45 @@ def deliver(ring, r0, n, i, src, n_src, w, w0, shift, dly, d0, delayed, tmp):
     (layer base r0, n neurons): slot i+1 (+ delay). Lava shifts each per-step (per-delay) sum."""
     if n_src == 0:
         return
+    # Slices indexed by loop counters only: numba then needs no negative-index checks and vectorises.
     if delayed == 0:
         base = r0 + ((i + 1) & (RING - 1)) * n
+        dst = ring[base:base + n]
         if shift == 0:
             for q in range(n_src):
-                row = w0 + src[q] * n
+                row = w[w0 + src[q] * n:w0 + src[q] * n + n]
                 for h in range(n):
-                    ring[base + h] += w[row + h]
+                    dst[h] += row[h]
         else:
-            for h in range(n):
-                tmp[h] = 0
+            acc = tmp[:n]
+            acc[:] = 0
             for q in range(n_src):
-                row = w0 + src[q] * n
+                row = w[w0 + src[q] * n:w0 + src[q] * n + n]
                 for h in range(n):
-                    tmp[h] += w[row + h]
+                    acc[h] += row[h]
             for h in range(n):
-                ring[base + h] += shift_down(tmp[h], shift)
+                dst[h] += shift_down(acc[h], shift)
         return
     if shift == 0:
         for q in range(n_src):
-            row = w0 + src[q] * n
-            drow = d0 + src[q] * n
+            row = w[w0 + src[q] * n:w0 + src[q] * n + n]
+            drow = dly[d0 + src[q] * n:d0 + src[q] * n + n]
             for h in range(n):
-                ring[r0 + ((i + 1 + dly[drow + h]) & (RING - 1)) * n + h] += w[row + h]
+                ring[r0 + ((i + 1 + drow[h]) & (RING - 1)) * n + h] += row[h]
     else:
-        for x in range(RING * n):
-            tmp[x] = 0
+        acc = tmp[:RING * n]
+        acc[:] = 0
         for q in range(n_src):
-            row = w0 + src[q] * n
-            drow = d0 + src[q] * n
+            row = w[w0 + src[q] * n:w0 + src[q] * n + n]
+            drow = dly[d0 + src[q] * n:d0 + src[q] * n + n]
             for h in range(n):
-                tmp[dly[drow + h] * n + h] += w[row + h]
+                acc[drow[h] * n + h] += row[h]
         for d in range(RING - 1):
             base = r0 + ((i + 1 + d) & (RING - 1)) * n
+            dst = ring[base:base + n]
+            part = acc[d * n:d * n + n]
             for h in range(n):
-                ring[base + h] += shift_down(tmp[d * n + h], shift)
+                dst[h] += shift_down(part[h], shift)
 
 
 @njit(cache=True, nogil=True)
@@ -160,28 +164,31 @@ def run_samples(first, last, ev_offsets, ev_steps, ev_units, n_steps,
             for k in range(L):
                 n = sizes[k]
                 b = noff[k]
-                r = RING * b + slot * n
+                pending = ring[RING * b + slot * n:RING * b + slot * n + n]
+                uk, vk = u[b:b + n], v[b:b + n]
+                ku, kv, bk, tk = keep_u[b:b + n], keep_v[b:b + n], bias[b:b + n], th[b:b + n]
+                cnt = counts[s, b:b + n]
+                out = spk[b:b + n]
                 c = 0
                 for h in range(n):
-                    a = ring[r + h]
-                    ring[r + h] = 0
-                    x = b + h
-                    u[x] = u_update(u[x], keep_u[x], a)
-                    y = v_update(v[x], keep_v[x], u[x], bias[x])
-                    if y > th[x]:
+                    uk[h] = u_update(uk[h], ku[h], pending[h])
+                    pending[h] = 0
+                    y = v_update(vk[h], kv[h], uk[h], bk[h])
+                    if y > tk[h]:
                         y = 0
-                        spk[b + c] = h
+                        out[c] = h
                         c += 1
-                        counts[s, x] += 1
+                        cnt[h] += 1
                         if record_hidden and k == L - 2:
                             raster[s, i, h] = True
-                    v[x] = y
+                    vk[h] = y
                 n_spk[k] = c
+            vo, uo, sc = v[o0:o0 + O], u[o0:o0 + O], score[s]
             for o in range(O):
-                score[s, o] += score_w[i] * v[o0 + o]
+                sc[o] += score_w[i] * vo[o]
                 if record_trace:
-                    trace_v[s, i, o] = v[o0 + o]
-                    trace_u[s, i, o] = u[o0 + o]
+                    trace_v[s, i, o] = vo[o]
+                    trace_u[s, i, o] = uo[o]
             # input events of step i (sorted by step within the sample)
             n_in = 0
             while e < e_end and ev_steps[e] < i:

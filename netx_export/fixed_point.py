@@ -68,7 +68,7 @@ class FixedPointNetwork:
     """
 
     def __init__(self, n_input: int, *layers: FixedPointLayer, timesteps: int = 1000, dt: float = 1.0,
-                 metadata: dict | None = None, readout: str = "v") -> None:
+                 metadata: dict | None = None, readout: str = "v", notes: list[str] | None = None) -> None:
         if not layers:
             raise ValueError("FixedPointNetwork needs at least one layer")
         self.n_input = n_input
@@ -77,6 +77,7 @@ class FixedPointNetwork:
         self.dt = dt
         self.metadata = {} if metadata is None else metadata
         self.readout_from = readout
+        self.notes: list[str] = [] if notes is None else notes    # what the reader ignored, in words
 
     @property
     def hidden(self) -> FixedPointLayer | None:

@@ -165,8 +165,7 @@ def _read_open(f: h5py.File, path: Path) -> FixedPointNetwork:
         n_input = layers[0].weight.shape[1]
         notes.append("no input layer: the input size comes from the first layer's weights")
     fxnet = FixedPointNetwork(n_input, *layers, timesteps=int(meta.get("timesteps", 1000)),
-                              dt=float(meta.get("dt", 1.0)), metadata=meta.get("metadata", {}))
-    fxnet.notes = notes
+                              dt=float(meta.get("dt", 1.0)), metadata=meta.get("metadata", {}), notes=notes)
     return fxnet
 
 
