@@ -124,7 +124,7 @@ def read_netx(path) -> FixedPointNetwork:
             fxnet = _read_open(f, path)
     except NetxFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, OverflowError) as exc:
         raise NetxFileError(f"{path}: unreadable NetX file (truncated or corrupt?): {' '.join(str(exc).split())}") from None
     return fxnet
 

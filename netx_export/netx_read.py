@@ -53,6 +53,8 @@ def read_type(g: h5py.Group, where: str) -> str:
     if "type" not in g or not isinstance(g["type"], h5py.Dataset):
         raise NetxFileError(f"{where}/type: missing")
     ds = g["type"]
+    if ds.shape and ds.size == 0:
+        raise NetxFileError(f"{where}/type: empty; expected one byte string such as b'dense'")
     raw = ds[0] if ds.shape else ds[()]
     if isinstance(raw, np.ndarray) or not isinstance(raw, (bytes, np.bytes_)):
         raise NetxFileError(f"{where}/type: expected a byte string (netx decodes it as ASCII), got dtype {ds.dtype}")
