@@ -64,11 +64,11 @@ class FixedPointNetwork:
     `FixedPointNetwork(n_input, hidden, readout, timesteps=..., dt=..., metadata=...)` builds this
     project's two-layer network; any number of layers may be given. `.hidden` is the layer before
     the readout (the last hidden layer) and `.readout` the last one.
-    readout: "v" (score from the last layer's voltage) or "spikes" (from its spike counts).
+    readout_from: "v" (score from the last layer's voltage) or "spikes" (from its spike counts).
     """
 
     def __init__(self, n_input: int, *layers: FixedPointLayer, timesteps: int = 1000, dt: float = 1.0,
-                 metadata: dict | None = None, readout: str = "v", notes: list[str] | None = None) -> None:
+                 metadata: dict | None = None, readout_from: str = "v", notes: list[str] | None = None) -> None:
         if not layers:
             raise ValueError("FixedPointNetwork needs at least one layer")
         self.n_input = n_input
@@ -76,7 +76,7 @@ class FixedPointNetwork:
         self.timesteps = timesteps
         self.dt = dt
         self.metadata = {} if metadata is None else metadata
-        self.readout_from = readout
+        self.readout_from = readout_from
         self.notes: list[str] = [] if notes is None else notes    # what the reader ignored, in words
 
     @property
