@@ -15,7 +15,8 @@ def put_type(g, value: str, vlen: bool = False) -> None:
 
 def write_raw_netx(path, n_input: int | None, layers: list[dict], *, mlgenn: bool = False):
     """layers: dicts with kind, weight, optional weight_rec, bias, delay, delay_rec, and neuron (a dict of
-    iDecay, vDecay, vThMant, or None for no neuron group). mlgenn=True writes ml_genn_netx's extras:
+    iDecay, vDecay, vThMant, or None for no neuron group); optional n (the size, when weight is flat)
+    and neuron_type (default CUBA). mlgenn=True writes ml_genn_netx's extras:
     empty inFeatures / outFeatures / gradedSpike datasets, refDelay, float32 weights, vlen type strings."""
     wdtype = np.float32 if mlgenn else np.int16
     with h5py.File(path, "w") as f:
@@ -33,7 +34,7 @@ def write_raw_netx(path, n_input: int | None, layers: list[dict], *, mlgenn: boo
             g = top.create_group(str(k))
             k += 1
             put_type(g, spec["kind"], vlen=mlgenn)
-            g.create_dataset("shape", data=np.array([spec["weight"].shape[0]], np.int64))
+            g.create_dataset("shape", data=np.array([spec.get("n", np.shape(spec["weight"])[0])], np.int64))
             g.create_dataset("weight", data=np.asarray(spec["weight"]).astype(wdtype))
             if "weight_rec" in spec:
                 g.create_dataset("weight_rec", data=np.asarray(spec["weight_rec"]).astype(wdtype))
@@ -47,7 +48,7 @@ def write_raw_netx(path, n_input: int | None, layers: list[dict], *, mlgenn: boo
             if neuron is None:
                 continue
             n = g.create_group("neuron")
-            put_type(n, "CUBA", vlen=mlgenn)
+            put_type(n, spec.get("neuron_type", "CUBA"), vlen=mlgenn)
             for name, value in neuron.items():
                 n.create_dataset(name, data=value)
             if mlgenn:
