@@ -20,15 +20,18 @@ PYTHON310 ?= $(shell command -v python3.10 >/dev/null 2>&1 && python3.10 -c '' 2
 install: $(STAMP) lava
 
 $(STAMP): pyproject.toml
-	@rm -f $(STAMP); ok=; \
+	@# an existing core environment is updated in place, unless it is an old single Python 3.10 one
+	@if [ -x $(PY) ] && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	    && $(PY) -m pip install --quiet -e ".[dev]"; then touch $(STAMP); exit 0; fi; \
+	ok=; \
 	for py in $(PYTHON_CANDIDATES); do \
 	  echo "setting up $(VENV) with $$py ($$($$py --version 2>&1))"; \
 	  rm -rf $(VENV) && $$py -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip \
 	    && $(PY) -m pip install --quiet -e ".[dev]" && ok=1 && break; \
 	  echo "$$py: install failed, trying the next Python" >&2; \
 	done; \
-	if [ -z "$$ok" ]; then echo "error: no Python 3.11-3.13 here could install the project (set PYTHON_CANDIDATES=/path/to/python3.x)" >&2; exit 1; fi
-	@touch $(STAMP)
+	if [ -z "$$ok" ]; then echo "error: no Python 3.11-3.13 here could install the project (set PYTHON_CANDIDATES=/path/to/python3.x)" >&2; exit 1; fi; \
+	touch $(STAMP)
 
 # Lava is optional: without Python 3.10 this prints why and succeeds.
 lava:
@@ -49,11 +52,15 @@ test: install
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory wheel-check
 
-# The wheel installs into a fresh environment on the same (newest) Python and runs without Lava.
+# The wheel installs into a fresh environment on the same (newest) Python and runs without Lava and
+# outside the source tree. Its dependencies come from .venv through a .pth file (no second download).
 wheel-check: $(STAMP)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PY) -m build --wheel --outdir "$$tmp/dist" . >/dev/null; \
-	$(PY) -m venv --system-site-packages "$$tmp/venv"; \
+	$(PY) -m venv "$$tmp/venv"; \
+	deps=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$("$$tmp/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	echo "$$deps" > "$$site/core-deps.pth"; \
 	"$$tmp/venv/bin/python" -m pip install --quiet --no-deps "$$tmp"/dist/*.whl; \
 	cd "$$tmp" && PYTHONNOUSERSITE=1 bash $(CURDIR)/tests/wheel_smoke.sh "$$tmp/venv/bin"
 

@@ -2,9 +2,9 @@
 
 Importing this package does not import torch; the training and simulation parts load it on use.
 """
-from .errors import ConfigError, DataError, NetworkFileError, PipelineError
-from .network import Network, load_network
-from .params import ModelParams
+from eventprop_core.errors import ConfigError, DataError, NetworkFileError, PipelineError
+from eventprop_core.network import Network, load_network
+from eventprop_core.params import ModelParams
 
 __version__ = "0.1.0"
 

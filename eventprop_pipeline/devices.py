@@ -1,7 +1,7 @@
 """The one place that turns a --device value into a device name, with a clear error."""
 from __future__ import annotations
 
-from .errors import ConfigError
+from eventprop_core.errors import ConfigError
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 

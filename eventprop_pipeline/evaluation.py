@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .atomic import atomic_path
+from eventprop_core.atomic import atomic_path
 from .data.batching import batch_indices
 from .data.events import SpikeDataset
-from .errors import DataError
-from .network import Network
+from eventprop_core.errors import DataError
+from eventprop_core.network import Network
 
 
 @dataclass

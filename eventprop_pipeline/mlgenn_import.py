@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NetworkFileError
-from .network import Network
-from .params import ModelParams
-from .provenance import utc_now
+from eventprop_core.errors import NetworkFileError
+from eventprop_core.network import Network
+from eventprop_core.params import ModelParams
+from eventprop_core.provenance import utc_now
 
 DEFAULT_CONNECTIONS = {"input_hidden": "input_hidden", "hidden_hidden": "hidden_hidden",
                        "hidden_output": "hidden_output"}

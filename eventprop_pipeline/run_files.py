@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_text
-from .errors import RunDirError
+from eventprop_core.atomic import atomic_path, atomic_write_text
+from eventprop_core.errors import RunDirError
 
 
 def save_arrays(path, **arrays) -> Path:

@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from eventprop_pipeline.errors import DataError, PipelineError
+from eventprop_core.errors import DataError, PipelineError
+from eventprop_core.readout import readout_weights
 
 from .fixed_point import READOUTS, DECAY_UNIT, STATE_SCALE, U_LIMIT, V_MAX, FixedPointLayer, FixedPointNetwork
 
@@ -206,9 +207,8 @@ class EmulatorResult:
 def readout_score_weights(fxnet: FixedPointNetwork, timesteps: int) -> np.ndarray:
     """Per Lava step j = 1..T+2: the float readout's exp(-k/T)/T for k = j - 1 < T (0 after), times the
     float value of one readout v unit (step / 64), so that score ~ the float model's readout."""
-    T_model = int(fxnet.timesteps)
-    k = np.arange(timesteps + EXTRA_STEPS, dtype=np.float64)
-    w = np.where(k < timesteps, np.exp(-k / T_model) / T_model, 0.0)
+    w = readout_weights(fxnet.timesteps, timesteps + EXTRA_STEPS)
+    w[timesteps:] = 0.0
     return w * (float(fxnet.readout.step) / STATE_SCALE)
 
 

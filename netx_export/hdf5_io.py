@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from eventprop_pipeline.atomic import atomic_path
+from eventprop_core.atomic import atomic_path
 
 from .fixed_point import FixedPointLayer, FixedPointNetwork
 from . import netx_read

@@ -70,3 +70,18 @@ def lava_unavailable_reason() -> str | None:
     except LavaNotFound as exc:
         return str(exc)
     return None
+
+
+def run_in_lava(code: str, *args: str, timeout: float = 300) -> str:
+    """Run Python code in Lava's environment and return its stdout (Lava's banners go to stderr or
+    come before the last line: callers print their result last). A failure raises LavaNotFound or
+    RuntimeError with the end of its error output."""
+    python = find_lava_python()
+    try:
+        r = subprocess.run([python, "-c", code, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout, cwd=SOURCE_TREE, start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"Lava did not finish within {timeout:.0f} s") from None
+    if r.returncode != 0:
+        raise RuntimeError(f"Lava failed (exit code {r.returncode}): {r.stderr.strip()[-2000:]}")
+    return r.stdout

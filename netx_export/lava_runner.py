@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eventprop_pipeline.atomic import atomic_path
-from eventprop_pipeline.errors import DataError, PipelineError
-from eventprop_pipeline.provenance import sha256_file
+from eventprop_core.atomic import atomic_path
+from eventprop_core.errors import DataError, PipelineError
+from eventprop_core.provenance import sha256_file
 
 from .emulator import EXTRA_STEPS, EmulatorResult, readout_score_weights
 from .fixed_point import FixedPointNetwork
-from .lava_env import LavaNotFound, find_lava_python
+from .lava_env import LavaNotFound, find_lava_python, run_in_lava
 from .lava_bridge.worker import ERROR_FILE, JOB_FILE, ROWS_DIR, row_path
 
 SAVE_INTERVAL_S = 10.0   # how often a long Lava run rewrites its checkpoint
@@ -46,6 +46,23 @@ class LavaResult(EmulatorResult):
 
 
 CHECKPOINT_KEYS = ("indices", "pred", "score", "hidden_spike_counts", "readout_v")
+
+
+_SUMMARY = """
+import sys
+from lava.lib.dl.netx import hdf5
+net = hdf5.Network(net_config=sys.argv[1])
+print(net)
+print("input shape", net.inp.shape, "-> output shape", net.out.shape)
+"""
+
+
+def lava_network_summary(path_h5) -> str:
+    """lava-dl's own description of a NetX file (its layer table and shapes), loaded in Lava's environment."""
+    try:
+        return run_in_lava(_SUMMARY, str(Path(path_h5).resolve())).rstrip()
+    except (LavaNotFound, RuntimeError) as exc:
+        raise LavaRunError(f"{path_h5}: {exc}") from None
 
 
 def data_fingerprint(data) -> str:

@@ -16,7 +16,7 @@ from numbers import Integral
 
 import numpy as np
 
-from eventprop_pipeline.errors import PipelineError
+from eventprop_core.errors import PipelineError
 
 from .fixed_point import (DECAY_UNIT, MAX_WEIGHT_BITS, NON_SPIKING_VTH, STATE_SCALE, U_LIMIT,
                           VTH_MANT_MAX, FixedPointLayer, FixedPointNetwork)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eventprop_pipeline.atomic import atomic_write_text
+from eventprop_core.atomic import atomic_write_text
 
 
 @dataclass

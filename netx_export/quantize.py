@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eventprop_pipeline.errors import PipelineError
-from eventprop_pipeline.network import Network
+from eventprop_core.errors import PipelineError
+from eventprop_core.network import Network
 
 from .fixed_point import DECAY_UNIT, MAX_WEIGHT_BITS, NON_SPIKING_VTH, STATE_SCALE, VTH_MANT_MAX, \
     FixedPointLayer, FixedPointNetwork

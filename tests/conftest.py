@@ -33,10 +33,6 @@ def pytest_collection_modifyitems(config, items):
 
 def run_in_lava(code: str, *args: str) -> str:
     """Run Python code in Lava's environment (for tests that load files with lava-dl itself); its stdout."""
-    import subprocess
+    from netx_export.lava_env import run_in_lava as run
 
-    from netx_export.lava_env import find_lava_python
-
-    r = subprocess.run([find_lava_python(), "-c", code, *args], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r.stdout
+    return run(code, *args)

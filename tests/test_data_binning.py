@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from eventprop_pipeline.data import load_dataset, read_spike_file, time_to_step, write_spike_file
-from eventprop_pipeline.errors import DataError
+from eventprop_core.errors import DataError
 
 
 def _write(path, samples, labels):

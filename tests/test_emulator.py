@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eventprop_pipeline.data.events import from_events
-from eventprop_pipeline.errors import DataError, PipelineError
+from eventprop_core.errors import DataError, PipelineError
 from netx_export.emulator import EXTRA_STEPS, emulate, lava_synapses
 from netx_export.fixed_point import FixedPointLayer, FixedPointNetwork
 

@@ -10,7 +10,7 @@ import torch
 
 from eventprop_pipeline import ModelParams, Network
 from eventprop_pipeline.data import from_events
-from eventprop_pipeline.errors import ConfigError, DataError
+from eventprop_core.errors import ConfigError, DataError
 from eventprop_pipeline.eventprop import BatchResult, LossOptions, compute_batch, cpu_engine
 from eventprop_pipeline.eventprop.inputs import to_events
 from eventprop_pipeline.mlgenn_import import import_mlgenn

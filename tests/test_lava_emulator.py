@@ -205,7 +205,7 @@ def test_mlgenn_fixture_quantized_exported(tmp_path, timesteps, n, bits):
 
 def test_hardware_without_lava_loihi_is_a_clear_error(tmp_path):
     from conftest import run_in_lava
-    from eventprop_pipeline.errors import PipelineError
+    from eventprop_core.errors import PipelineError
     from netx_export.lava_runner import run_lava
 
     if run_in_lava("from lava.utils.loihi import is_installed; print(is_installed())").strip() == "True":

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from eventprop_pipeline.errors import PipelineError
+from eventprop_core.errors import PipelineError
 from netx_export.fixed_point import NON_SPIKING_VTH, FixedPointLayer, FixedPointNetwork
 from netx_export.hdf5_io import METADATA_PATH, NetxFileError, read_netx, write_netx
 

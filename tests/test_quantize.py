@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from eventprop_pipeline.data.spike_files import read_spike_file
-from eventprop_pipeline.errors import PipelineError
+from eventprop_core.errors import PipelineError
 from eventprop_pipeline.mlgenn_import import import_mlgenn
-from eventprop_pipeline.network import Network
-from eventprop_pipeline.params import ModelParams
+from eventprop_core.network import Network
+from eventprop_core.params import ModelParams
 from netx_export.fixed_point import FixedPointLayer
 from netx_export.hdf5_io import read_netx, write_netx
 from netx_export.limits import worst_case_u

@@ -5,7 +5,7 @@ import pytest
 from eventprop_pipeline import Network
 from eventprop_pipeline.data import SyntheticConfig, generate_split, iterate_batches, load_dataset
 from eventprop_pipeline.data.synthetic import class_templates
-from eventprop_pipeline.errors import ConfigError
+from eventprop_core.errors import ConfigError
 from eventprop_pipeline.model import simulate
 
 

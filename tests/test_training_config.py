@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from eventprop_pipeline.errors import ConfigError, PipelineError
+from eventprop_core.errors import ConfigError, PipelineError
 from eventprop_pipeline.training import TrainConfig, load_train_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -8,8 +8,8 @@ import pytest
 from eventprop_pipeline.cli.main import main
 from eventprop_pipeline.data.spike_files import write_spike_file
 from eventprop_pipeline.data.synthetic import generate_split
-from eventprop_pipeline.errors import ConfigError
-from eventprop_pipeline.network import WEIGHT_NAMES, load_network
+from eventprop_core.errors import ConfigError
+from eventprop_core.network import WEIGHT_NAMES, load_network
 from eventprop_pipeline.training import TrainingInterrupted, load_checkpoint, load_train_config, train
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
@@ -79,7 +79,7 @@ def test_stopped_and_resumed_run_ends_bit_identical(tmp_path):
     assert_same_run(tmp_path / "full", tmp_path / "part")
     # the weights really changed over the run (the comparison above is not between initial weights)
     first = load_checkpoint(tmp_path / "full" / "checkpoint.npz").weights["input_hidden"]
-    from eventprop_pipeline.network import Network
+    from eventprop_core.network import Network
     init = Network.initialise(first.shape[0], first.shape[1], 4, seed=cfg.seed, init=cfg.network.init())
     assert not np.array_equal(first, init.weights["input_hidden"])
 

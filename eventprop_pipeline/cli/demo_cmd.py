@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from .common import add_debug, progress_enabled
 
 HELP = "run the whole pipeline (train, export, float vs emulator vs Lava, report) on built-in synthetic data"

@@ -8,7 +8,7 @@ import h5py
 
 from ..data.registry import load_dataset
 from ..data.synthetic import SyntheticConfig
-from ..network import load_network
+from eventprop_core.network import load_network
 from .common import add_data_options, add_debug, print_json, progress_enabled
 
 HELP = "evaluate a network (.npz float model, or .h5 NetX fixed point) on a data split and print its accuracy"
@@ -56,7 +56,7 @@ def load_eval_data(args, net_params):
 
 
 def resolve_backend(args) -> str:
-    from ..errors import ConfigError
+    from eventprop_core.errors import ConfigError
 
     path = Path(args.model)
     # By content when the file exists (an export may have any name), else by suffix.
@@ -117,10 +117,10 @@ def run_fixed_point(args, backend: str) -> int:
 
     from netx_export.hdf5_io import read_netx
 
-    from ..atomic import atomic_path
-    from ..errors import DataError
+    from eventprop_core.atomic import atomic_path
+    from eventprop_core.errors import DataError
     from ..evaluation import EvaluationResult
-    from ..params import ModelParams
+    from eventprop_core.params import ModelParams
 
     from netx_export.netx_features import network_features
 

@@ -1,11 +1,14 @@
-"""`eventprop export`: quantize a float network to Loihi 2 fixed point and write a NetX HDF5 file."""
+"""`eventprop export`: quantize a float network to Loihi 2 fixed point and write a NetX HDF5 file, or
+(--format nir) write the float network as a NIR graph for other simulators and chips (docs/nir.md)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..network import load_network
+from eventprop_core.errors import ConfigError
+from eventprop_core.network import load_network
+
+from ..nir_io.mapping import CONVENTIONS
 from .common import add_data_options, add_debug, print_json
 
 HELP = "quantize a network (.npz) to Loihi 2 fixed point and write a NetX HDF5 file for Lava"
@@ -19,14 +22,25 @@ Weights get one step per layer (hidden: input and recurrent together):
                       calibration set (--dataset/--split/--limit; default split train, first 256 samples)
 With --dataset, the report also gives float vs fixed-point accuracy on that set.
 The report (table on stdout, JSON next to --out unless --report) lists steps, clipped weights,
-weight errors and warnings."""
+weight errors and warnings.
+
+--format nir writes the float network (no quantization) as a NIR graph (Input -> Linear -> CubaLIF with
+a recurrent Linear -> Linear -> CubaLI -> Output) for other simulators and chips (checked: Norse; the
+traps of other clients are in docs/nir.md); --nir-convention says how its parameters encode this model's
+discrete steps. The quantization options do not apply to it."""
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help=HELP, description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="network file (.npz float model)")
-    p.add_argument("--out", required=True, help="NetX HDF5 file to write (e.g. net.h5)")
+    p.add_argument("--out", required=True, help="file to write (NetX HDF5, e.g. net.h5; or model.nir with --format nir)")
+    p.add_argument("--format", choices=("netx", "nir"), default="netx",
+                   help="netx: quantized NetX HDF5 for Lava/Loihi 2 (default); nir: float NIR graph")
+    p.add_argument("--nir-convention", choices=CONVENTIONS, default="discrete",
+                   help="NIR only: discrete (default) = one forward-Euler step of dt reproduces this model exactly "
+                        "(Norse, snnTorch-style simulators); continuous = the ODE this model discretises "
+                        "(tau unchanged, r = 1, w_in = tau_syn)")
     p.add_argument("--weight-bits", type=int, default=8, help="weight bits, 1..8 (default 8)")
     p.add_argument("--scale", choices=("percentile", "calibrate"), default="percentile",
                    help="how each layer's weight step is chosen (default percentile)")
@@ -77,6 +91,8 @@ def run(args) -> int:
     if out.resolve() == Path(args.model).resolve():
         raise ConfigError(f"--out {out} would overwrite the input model")
     net = load_network(args.model)
+    if args.format == "nir":
+        return run_nir(args, net, out)
     calibration = load_calibration(args, net.params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UWrapWarning)   # shown in the report instead
@@ -90,4 +106,24 @@ def run(args) -> int:
     else:
         print(report.table())
         print(f"wrote {out} ({fx.n_input} -> {fx.hidden.size} recurrent -> {fx.readout.size}) and {rpath}")
+    return 0
+
+
+def run_nir(args, net, out: Path) -> int:
+    from ..nir_io import write_nir
+
+    netx_only = [flag for flag, used in (("--weight-bits", args.weight_bits != 8), ("--scale", args.scale != "percentile"),
+                                         ("--clip", args.clip), ("--report", args.report), ("--dataset", args.dataset))
+                 if used]
+    if netx_only:
+        raise ConfigError(f"{', '.join(netx_only)} only apply to --format netx (NIR gets the float weights, "
+                          f"not quantized)")
+    write_nir(net, out, convention=args.nir_convention)
+    summary = {"out": str(out), "format": "nir", "convention": args.nir_convention, "dt_s": net.params.dt / 1000,
+               "sizes": {"input": net.n_input, "hidden": net.n_hidden, "output": net.n_output}}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {out}: NIR graph {net.n_input} -> {net.n_hidden} CubaLIF (recurrent) -> {net.n_output} CubaLI, "
+              f"{args.nir_convention} convention, dt {net.params.dt / 1000:g} s (float weights, not quantized)")
     return 0

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..mlgenn_import import DEFAULT_CONNECTIONS, import_mlgenn
-from ..params import ModelParams
+from eventprop_core.params import ModelParams
 from .common import add_debug
 
 HELP = "import an mlGeNN checkpoint (<epoch>-<connection>-g.npy files) as a network .npz"

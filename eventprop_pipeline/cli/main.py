@@ -6,11 +6,12 @@ import argparse
 import importlib
 import sys
 
-from ..errors import PipelineError
+from eventprop_core.errors import PipelineError
 
 SUBCOMMAND_MODULES = (
     "eventprop_pipeline.cli.evaluate_cmd",
     "eventprop_pipeline.cli.import_cmd",
+    "eventprop_pipeline.cli.import_nir_cmd",
     "eventprop_pipeline.cli.export_cmd",
     "eventprop_pipeline.cli.data_cmd",
     "eventprop_pipeline.cli.demo_cmd",

@@ -12,7 +12,8 @@ HELP = "run the whole flow: train, quantize + export to NetX, evaluate float vs 
 DESCRIPTION = """\
 Run the whole flow in resumable stages, each saving its results under --out:
   1 model     train with --config (or load --model MODEL.npz, or import --mlgenn DIR --epoch E)
-  2 export    quantize to Loihi 2 fixed point and write OUT/network.net (NetX HDF5)
+  2 export    quantize to Loihi 2 fixed point and write OUT/network.net (NetX HDF5), and the float
+              network as OUT/network.nir (NIR, for other simulators)
   3 evaluate  the whole test split with the float model and the bit-exact emulator
   4 sweep     emulator accuracy at other weight bits (--sweep-bits)
   5 lava      Lava's CPU simulator on --lava-samples test samples; its readout voltage traces must
@@ -63,7 +64,7 @@ def register(sub) -> None:
 def _sweep_bits(text):
     if text is None:
         return None
-    from ..errors import ConfigError
+    from eventprop_core.errors import ConfigError
     try:
         return tuple(int(b) for b in text.split(",") if b.strip())
     except ValueError:

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..data.registry import DATASETS
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from .common import add_debug, print_json, progress_enabled
 
 HELP = "train a recurrent LIF network with Eventprop (or --resume an interrupted run)"

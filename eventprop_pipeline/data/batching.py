@@ -12,7 +12,7 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int | None = 
                   epoch: int = 0) -> list[np.ndarray]:
     """Index arrays of each batch. Shuffling depends only on (seed, epoch): resumable."""
     if int(batch_size) < 1:
-        from ..errors import ConfigError
+        from eventprop_core.errors import ConfigError
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     order = np.random.default_rng([seed or 0, epoch]).permutation(n) if shuffle else np.arange(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]

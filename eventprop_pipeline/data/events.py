@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from eventprop_core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from eventprop_core.errors import ConfigError, DataError
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import DataError
+from eventprop_core.errors import DataError
 from .binning import time_to_step
 from .events import SpikeDataset, from_events
 
@@ -92,7 +92,7 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
 
 def write_spike_file(path, times_s: list, units: list, labels, *, extra_keys: bool = True) -> None:
     """Write samples in tonic's SHD layout (used by tests and by the synthetic-to-file exporter)."""
-    from ..atomic import atomic_path
+    from eventprop_core.atomic import atomic_path
 
     vt = h5py.vlen_dtype(np.dtype("float16"))
     vu = h5py.vlen_dtype(np.dtype("uint16"))

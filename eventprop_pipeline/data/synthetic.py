@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from .events import SpikeDataset, from_events
 
 SPLITS = ("train", "test")

@@ -5,8 +5,8 @@ import numpy as np
 
 from ..data.events import SpikeDataset
 from ..devices import resolve_device_name
-from ..errors import ConfigError
-from ..network import Network
+from eventprop_core.errors import ConfigError
+from eventprop_core.network import Network
 from .inputs import to_events
 from .options import BatchResult, LossOptions
 

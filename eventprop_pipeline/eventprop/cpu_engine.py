@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model.readout import readout_weights
-from ..network import Network
+from eventprop_core.network import Network
 from . import numba_kernels as K
 from . import regulariser
 from .inputs import EventBatch

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.events import SpikeDataset
-from ..errors import DataError
-from ..network import Network
+from eventprop_core.errors import DataError
+from eventprop_core.network import Network
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 
 LOSSES = ("avg_var_exp_weight", "per_timestep")
 

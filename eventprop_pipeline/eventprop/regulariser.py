@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import ModelParams
+from eventprop_core.params import ModelParams
 from .options import LossOptions
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from ..data.events import SpikeDataset
-from ..errors import DataError
+from eventprop_core.errors import DataError
 from ..model.readout import readout_weights
-from ..network import Network
+from eventprop_core.network import Network
 from . import regulariser
 from .inputs import check_dataset, check_labels, check_timesteps
 from .options import BatchResult, LossOptions

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..network import Network
+from eventprop_core.network import Network
 from .lif import Constants, LIFState, LIState, li_step, lif_step
 from .readout import readout_weights
 
@@ -45,7 +45,7 @@ def simulate(net: Network, spikes, *, device="cpu", record: bool = False,
     x = torch.as_tensor(np.asarray(spikes), dtype=dtype, device=dev)
     B, T, n_in = x.shape
     if n_in != net.n_input:
-        from ..errors import DataError
+        from eventprop_core.errors import DataError
         raise DataError(f"input has {n_in} channels but the network expects {net.n_input}")
     w_ih = torch.as_tensor(net.weights["input_hidden"], device=dev, dtype=dtype)
     w_hh = torch.as_tensor(net.weights["hidden_hidden"], device=dev, dtype=dtype)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..params import ModelParams
+from eventprop_core.params import ModelParams
 
 
 class Constants(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from .options import DataSpec, DeployOptions
 
 PIPELINE_SECTION = "pipeline"

@@ -1,5 +1,5 @@
 """Errors raised by the pipeline stages (all PipelineError: the CLI prints them on one line)."""
-from ..errors import PipelineError, RunDirError  # noqa: F401  (RunDirError lives with the other base errors)
+from eventprop_core.errors import PipelineError, RunDirError  # noqa: F401  (RunDirError lives with the other base errors)
 
 
 class TraceMismatchError(PipelineError):

@@ -9,8 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..provenance import sha256_file, utc_now
+from eventprop_core.atomic import atomic_write_text
+from eventprop_core.provenance import sha256_file, utc_now
 from .errors import RunDirError
 
 MANIFEST_NAME = "stages.json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..data.events import SpikeDataset
-from ..errors import ConfigError
-from ..params import ModelParams
+from eventprop_core.errors import ConfigError
+from eventprop_core.params import ModelParams
 
 SCALES = ("auto", "calibrate", "percentile")   # auto: calibrate when a training split exists
 

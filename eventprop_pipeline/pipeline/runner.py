@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..devices import resolve_device_name
-from ..errors import ConfigError
-from ..provenance import sha256_file
+from eventprop_core.errors import ConfigError
+from eventprop_core.provenance import sha256_file
 from ..report import build_report, load_summary
 from . import stages as st
 from .errors import RunDirError

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from ..network import Network, load_network
+from eventprop_core.errors import DataError
+from eventprop_core.network import Network, load_network
 from ..run_files import save_arrays, save_json
 from .errors import RunDirError
 from .options import DataSpec, DeployOptions, ModelSource
 
 MODEL_FILE = "model.npz"
 NETX_FILE = "network.net"
+NIR_FILE = "network.nir"          # the float network for other simulators (docs/nir.md)
 QUANT_REPORT_FILE = "quantization.json"
 RESULTS = "results"
 
@@ -137,13 +138,15 @@ def stage_export(ctx: RunContext):
         ctx.log(f"  warning: {message}")
     fx.metadata["exported_from"] = str(ctx.path(MODEL_FILE))
     write_netx(fx, ctx.path(NETX_FILE))
+    from ..nir_io import write_nir
+    write_nir(net, ctx.path(NIR_FILE))
     report_dict = to_jsonable(report)
     save_json(ctx.path(QUANT_REPORT_FILE), report_dict)
     info = {"weight_bits": ctx.deploy.weight_bits, "scale": fx.metadata["quantization"]["strategy"],
             "steps": {"hidden": fx.hidden.step, "readout": fx.readout.step},
             "vth_mant": fx.hidden.vth_mant, "i_decay": fx.hidden.i_decay, "v_decay": fx.hidden.v_decay,
             "warnings": caught}
-    return {"network": NETX_FILE, "quantization": QUANT_REPORT_FILE}, info
+    return {"network": NETX_FILE, "nir": NIR_FILE, "quantization": QUANT_REPORT_FILE}, info
 
 
 # --- stage 3: float and emulator on the whole test split -------------------------------------------
@@ -237,7 +240,7 @@ def stage_evaluate(ctx: RunContext):
 def stage_sweep(ctx: RunContext):
     from netx_export.emulator import emulate
 
-    from ..errors import PipelineError
+    from eventprop_core.errors import PipelineError
 
     net = ctx.network()
     test = ctx.data.load(net.params)

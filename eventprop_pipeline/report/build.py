@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from netx_export.fixed_point import STATE_SCALE
 
-from ..atomic import atomic_write_text
-from ..network import load_network
-from ..provenance import utc_now
+from eventprop_core.atomic import atomic_write_text
+from eventprop_core.network import load_network
+from eventprop_core.provenance import utc_now
 from ..run_files import load_arrays, load_json, save_json
 from . import figures as fg
 from .summary import compute_summary, confusion_matrix

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from eventprop_core.atomic import atomic_path
 
 
 def _plt():

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..network import load_network
-from ..errors import RunDirError
+from eventprop_core.network import load_network
+from eventprop_core.errors import RunDirError
 from ..run_files import load_arrays, load_json
 from .activity import neuron_updates, synaptic_ops
 from .costs import JETSON_MJ_PER_SAMPLE, JETSON_MS_PER_SAMPLE, SOURCES, estimate_loihi_cost

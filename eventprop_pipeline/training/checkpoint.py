@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import PipelineError
-from ..network import WEIGHT_NAMES
+from eventprop_core.atomic import atomic_path
+from eventprop_core.errors import PipelineError
+from eventprop_core.network import WEIGHT_NAMES
 from .adam import AdamState
 
 FORMAT = "eventprop-train-checkpoint"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ..data.registry import DATASETS
 from ..data.synthetic import SyntheticConfig
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from ..eventprop.options import LOSSES, LossOptions
-from ..network import DEFAULT_INIT
-from ..params import ModelParams
+from eventprop_core.network import DEFAULT_INIT
+from eventprop_core.params import ModelParams
 
 DATASET_NAMES = DATASETS
 DEVICES = ("cpu", "cuda", "auto")

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from ..atomic import atomic_write_text
+from eventprop_core.atomic import atomic_write_text
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_accuracy", "lr", "spikes_per_neuron",
            "silent_neurons", "seconds")

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data.events import SpikeDataset
 from ..data.registry import load_dataset
-from ..errors import ConfigError
+from eventprop_core.errors import ConfigError
 from .config import VALID_SPLIT_AUTO, VALID_SPLIT_HOLDOUT, TrainConfig
 
 

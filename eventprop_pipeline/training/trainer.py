@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
+from eventprop_core.atomic import atomic_write_text
 from ..data.batching import batch_indices
 from ..data.events import SpikeDataset
-from ..errors import ConfigError, PipelineError
-from ..network import WEIGHT_NAMES, Network
+from eventprop_core.errors import ConfigError, PipelineError
+from eventprop_core.network import WEIGHT_NAMES, Network
 from .adam import AdamState, adam_step
 from .augment import concat, draw_shifts, make_blended, shift_channels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -26,7 +26,7 @@ from .config import TrainConfig, build_config
 from .metrics import append_metrics, rewrite_metrics
 from .schedule import LRSchedule
 from ..devices import resolve_device_name
-from ..provenance import utc_now
+from eventprop_core.provenance import utc_now
 from .splits import RunData, load_run_data
 from .validation import validation_accuracy
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..data.events import SpikeDataset
-from ..network import Network
+from eventprop_core.network import Network
 
 
 def validation_accuracy(net: Network, data: SpikeDataset, *, device: str, batch_size: int = 64) -> float:
