@@ -13,7 +13,7 @@ import pytest
 
 from conftest import FIXTURE_DIR
 from eventprop_pipeline.data.events import from_events
-from eventprop_pipeline.errors import PipelineError
+from eventprop_core.errors import PipelineError
 from netx_export.emulator import emulate
 from netx_export.hdf5_io import NetxFileError, read_netx
 from netx_export.netx_features import network_features
