@@ -314,7 +314,7 @@ def _run_numpy(data, idx, out_rows, res: EmulatorResult, plans: list[LayerPlan],
         if res.readout_v is not None:
             res.readout_v[out_rows, i] = last.v
             res.readout_u[out_rows, i] = last.u
-        if res.hidden_spikes is not None:
+        if res.hidden_spikes is not None and L > 1:
             res.hidden_spikes[out_rows, i] = spikes[-2] > 0
         x = np.zeros((B, n_in))
         sel = slice(bounds[i], bounds[i + 1])

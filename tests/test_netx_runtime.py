@@ -176,7 +176,8 @@ def test_delay_arrives_one_plus_delay_steps_later(tmp_path):
         x = np.zeros((1, 70, 1), np.uint8)
         x[0, 0, 0] = 1
         for engine in ("numpy", "numba"):
-            r = emulate(fx, x, record_trace=True, engine=engine)
+            r = emulate(fx, x, record_trace=True, record_hidden=True, engine=engine)
+            assert r.hidden_spikes.shape == (1, 72, 0)          # a one-layer network has no hidden layer
             u = r.readout_u[0, :, 0]
             want = np.zeros(72, np.int32)
             want[1 + d] = 64 * 10        # 0-based index 1 + d is Lava step 2 + d
