@@ -51,6 +51,8 @@ def speed(net, data, lava_samples: int) -> None:
     emit("emulator_ms_per_sample", 1000 * seconds / SHD_TEST_SIZE)
     emit("emulator_mean_hidden_spikes_per_sample", float(emu_all.hidden_spike_counts.sum(axis=1).mean()))
 
+    deep_speed(fx, data, shd_sized, seconds)
+
     idx = np.arange(lava_samples)
     with tempfile.TemporaryDirectory() as tmp:
         path = write_netx(fx, Path(tmp) / "fixture.h5")
@@ -68,6 +70,28 @@ def speed(net, data, lava_samples: int) -> None:
                  and np.array_equal(lava.hidden_spikes[k], emu.hidden_spikes[k])) for k in range(lava_samples)]
     emit("traces_identical", f"{all(same)} ({sum(same)}/{lava_samples} samples: hidden spikes, readout u and v, "
                              f"every step)")
+
+
+def deep_speed(fx, data, indices, two_layer_seconds: float) -> None:
+    """The NetX runtime on a deeper network with delays (docs/netx_runtime.md): the fixture's recurrent
+    layer, then a dense layer of 128 with per-synapse delays 0..20 and per-neuron thresholds, then 20
+    outputs that spike; timed against the two-layer network in the same run."""
+    from netx_export.emulator import emulate
+    from netx_export.fixed_point import FixedPointLayer, FixedPointNetwork
+
+    rng = np.random.default_rng(0)
+    mid = FixedPointLayer("dense", rng.integers(-40, 100, (128, fx.hidden.size)), 800, 200,
+                          rng.integers(2000, 4000, 128), delay=rng.integers(0, 21, (128, fx.hidden.size)))
+    out = FixedPointLayer("dense", rng.integers(-100, 128, (20, 128)), 800, 200, 2**16)
+    deep = FixedPointNetwork(fx.n_input, fx.hidden, mid, out, timesteps=fx.timesteps)
+    emulate(deep, data.subset([0]))
+    t0 = time.perf_counter()
+    r = emulate(deep, data, indices=indices)
+    seconds = time.perf_counter() - t0
+    emit("emulator_ms_per_sample_700_256rec_128delays_20", 1000 * seconds / len(indices))
+    emit("emulator_deep_with_delays_vs_two_layer_time", seconds / two_layer_seconds)
+    emit("emulator_deep_spikes_per_sample_by_layer",
+         " / ".join(f"{c.sum(axis=1).mean():.0f}" for c in r.layer_spike_counts))
 
 
 def conversion_loss(net, data, quick: bool) -> None:

@@ -4,18 +4,19 @@ arithmetic: "numba" (default; event-driven, int64, one sample per loop, threads 
 emulator_kernel.py) and "numpy" (batched over samples, the readable reference below). Numpy only at
 import: numba is imported when the numba engine first runs.
 
-One Lava step j = 1..T+2 of a sample (fresh zero state, docs/fixed_point.md, docs/conventions.md):
-  hidden  a_j = sh_in(W_in x[j-2]) + sh_rec(W_rec s[j-1])     (each Dense adds one step of delay)
-  readout a_j = sh_out(W_out s[j-1])
+One Lava step j = 1..T+2 of a sample (fresh zero state, docs/fixed_point.md, docs/netx_runtime.md), for
+every layer l = 1..L (layer 0 is the input x, played as column j - 1 at step j):
+  a_j = sum over synapses and delays d of sh(W_d s_pre[j-1-d])   (a Dense adds one step, a delay d more)
+  with s_pre the previous layer's spikes (input: x[j-2-d]) and, for dense_rec, also the layer's own
   u = rtz(u (4096 - iDecay) / 4096) + 64 a      wraps once at +-2^23 exactly as Lava does
   v = rtz(v (4096 - vDecay) / 4096) + u + 64 bias, clipped to +-(2^23 - 1); spike if v > 64 vThMant; v = 0
 where W and sh() are the weights and power-of-two shifts Lava really uses after netx's
-`optimize_weight_bits` and the Dense model's clip/truncate (`lava_synapses`). The numpy engine holds
-integer state in float64: every value stays below 2^53 and the 12-bit decays are exact binary fractions, so
-trunc(x * keep) is Lava's int64 round-toward-zero, bit for bit.
+`optimize_weight_bits` and the Dense model's clip/truncate (`lava_synapses`); a DelayDense shifts each
+delay's sum on its own. The numpy engine holds integer state in float64: every value stays below 2^53
+and the 12-bit decays are exact binary fractions, so trunc(x * keep) is Lava's int64 round-toward-zero.
 
-Lava local step j matches float-model step k = j - 1 (both layers), so the readout score uses the
-integer readout v of steps j = 1..T, weighted like the float `avg_var_exp_weight` readout.
+Lava local step j matches float-model step k = j - 1 (this project's two layers), so the readout score uses
+the last layer's integer v of steps j = 1..T, weighted like the float `avg_var_exp_weight` readout.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np
 from eventprop_core.errors import DataError, PipelineError
 from eventprop_core.readout import readout_weights
 
-from .fixed_point import DECAY_UNIT, STATE_SCALE, U_LIMIT, V_MAX, FixedPointLayer, FixedPointNetwork
+from .fixed_point import READOUTS, DECAY_UNIT, STATE_SCALE, U_LIMIT, V_MAX, FixedPointLayer, FixedPointNetwork
 
 EXTRA_STEPS = 2            # Lava needs T + 2 steps for the readout to see the last input bin
 
@@ -109,10 +110,10 @@ def _apply(syn: Synapse, s: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ neuron
 
 class CubaConstants(NamedTuple):
-    u_keep: float        # (4096 - iDecay) / 4096, an exact binary fraction
-    v_keep: float
+    u_keep: np.ndarray | float   # (4096 - iDecay) / 4096, an exact binary fraction; scalar or (n,)
+    v_keep: np.ndarray | float
     bias: np.ndarray     # 64 * bias, float64 (n,)
-    threshold: float     # 64 * vThMant
+    threshold: np.ndarray | float  # 64 * vThMant; scalar or (n,)
 
 
 class CubaState(NamedTuple):
@@ -122,14 +123,19 @@ class CubaState(NamedTuple):
 
 def cuba_constants(layer: FixedPointLayer) -> CubaConstants:
     for name in ("i_decay", "v_decay"):
-        value = int(getattr(layer, name))
-        if not 0 <= value <= DECAY_UNIT:
-            raise EmulatorError(f"{layer.kind} layer: {name} {value} outside 0..{DECAY_UNIT}")
+        value = np.asarray(getattr(layer, name), dtype=np.int64)
+        if np.any(value < 0) or np.any(value > DECAY_UNIT):
+            raise EmulatorError(f"{layer.kind} layer: {name} outside 0..{DECAY_UNIT}")
     # netx runs du = iDecay - 1 and Lava adds 1 back; iDecay 0 gives du = -1 -> no decay.
     bias = np.zeros(layer.size) if layer.bias is None else np.asarray(layer.bias, dtype=np.int64)
-    return CubaConstants((DECAY_UNIT - int(layer.i_decay)) / DECAY_UNIT,
-                         (DECAY_UNIT - int(layer.v_decay)) / DECAY_UNIT,
-                         STATE_SCALE * bias.astype(np.float64), float(STATE_SCALE * int(layer.vth_mant)))
+
+    def keep(x):
+        k = (DECAY_UNIT - np.asarray(x, dtype=np.int64)) / DECAY_UNIT
+        return float(k) if k.ndim == 0 else k
+
+    th = STATE_SCALE * np.asarray(layer.vth_mant, dtype=np.int64)
+    return CubaConstants(keep(layer.i_decay), keep(layer.v_decay), STATE_SCALE * bias.astype(np.float64),
+                         float(th) if th.ndim == 0 else th.astype(np.float64))
 
 
 def cuba_step(state: CubaState, a: np.ndarray, c: CubaConstants) -> tuple[CubaState, np.ndarray]:
@@ -141,16 +147,58 @@ def cuba_step(state: CubaState, a: np.ndarray, c: CubaConstants) -> tuple[CubaSt
     return CubaState(u, np.where(spikes, 0.0, v)), spikes
 
 
+# ------------------------------------------------------------------------------------------ layers
+
+RING = 64        # slots of pending synaptic input: delays 0..62 land 1..63 steps later
+
+
+@dataclass
+class LayerPlan:
+    """One layer as Lava runs it: its synapses (with Lava's effective weights and shifts), the
+    delays of each synapse (None: plain Dense, one step), and the neuron constants."""
+    syn_in: Synapse
+    syn_rec: Synapse | None
+    delay: np.ndarray | None         # (n, n_pre) int64, shared by syn_in and syn_rec (lava-dl RecurrentDense)
+    neuron: CubaConstants
+
+    @property
+    def size(self) -> int:
+        return self.syn_in.weight.shape[0]
+
+
+def plan_layers(fxnet: FixedPointNetwork) -> list[LayerPlan]:
+    plans = []
+    for k, layer in enumerate(fxnet.layers):
+        if layer.kind == "dense_rec" and layer.weight_rec is None:
+            raise EmulatorError(f"layer {k + 1}: a dense_rec layer without weight_rec")
+        syn_in, syn_rec = lava_synapses(layer.weight, layer.weight_rec if layer.kind == "dense_rec" else None)
+        delay = None if layer.delay is None or not np.any(layer.delay) else np.asarray(layer.delay, np.int64)
+        plans.append(LayerPlan(syn_in, syn_rec, delay, cuba_constants(layer)))
+    return plans
+
+
+def _deliver(syn: Synapse, delay: np.ndarray | None, s: np.ndarray, ring: np.ndarray, i: int) -> None:
+    """Spikes s (B, n_pre) sent at step i reach the neuron at step i + 1 + delay; Lava's DelayDense
+    shifts each delay's sum on its own (`a_buff += accum >> shift` per delay column)."""
+    if delay is None:
+        ring[:, (i + 1) % RING] += _apply(syn, s)
+        return
+    for d in np.unique(delay):
+        part = Synapse(np.where(delay == d, syn.weight, 0.0), syn.shift)
+        ring[:, (i + 1 + int(d)) % RING] += _apply(part, s)
+
+
 # ------------------------------------------------------------------------------------------ result
 
 @dataclass
 class EmulatorResult:
     pred: np.ndarray                         # (N,) int64, argmax of score
-    score: np.ndarray                        # (N, n_out) float64, readout in float-model units
-    hidden_spike_counts: np.ndarray          # (N, n_hidden) int64
+    score: np.ndarray                        # (N, n_out) float64, readout in float-model units (or spike counts)
+    hidden_spike_counts: np.ndarray          # (N, n_hidden) int64: the layer before the readout
     readout_v: np.ndarray | None = None      # (N, T+2, n_out) int32, Lava steps 1..T+2
     readout_u: np.ndarray | None = None      # (N, T+2, n_out) int32
     hidden_spikes: np.ndarray | None = None  # (N, T+2, n_hidden) bool
+    layer_spike_counts: list | None = None   # per layer, (N, n_layer) int64 (the last is the readout's)
 
     def __len__(self) -> int:
         return len(self.pred)
@@ -196,109 +244,110 @@ def _check_data(fxnet: FixedPointNetwork, data) -> tuple[int, int]:
     return n, T
 
 
-def _input_drive(syn: Synapse, rows, steps, units, B: int, t0: int, t1: int) -> np.ndarray:
-    """Hidden input a of local Lava steps (0-based index i = j - 1) t0..t1-1: input column i - 1."""
-    sel = (steps >= t0 - 1) & (steps < t1 - 1)
-    x = np.zeros((B, t1 - t0, syn.weight.shape[1]), dtype=np.float32)
-    x[rows[sel], steps[sel] + 1 - t0, units[sel]] = 1.0
-    return _apply(syn, x.astype(np.float64))
-
-
 # ------------------------------------------------------------------------------------------- run
 
 def emulate(fxnet: FixedPointNetwork, data, *, batch_size: int = 256, record_trace: bool = False,
             record_hidden: bool = False, indices=None, progress: bool = False, engine: str = "numba",
-            threads: int | None = None) -> EmulatorResult:
+            threads: int | None = None, readout: str | None = None) -> EmulatorResult:
     """Run every sample (fresh state, T + 2 Lava steps) exactly as Lava's fixed-point models would.
 
     data: a SpikeDataset or a dense (B, T, n_in) array; spikes are binary (a count > 0 is one spike,
-    as Lava's Dense with binary input sees it). record_trace adds readout_v and readout_u,
-    record_hidden the hidden spike raster. engine "numba" (event-driven, compiled, threads over
-    samples) or "numpy" (batched reference of the same arithmetic); both are bit-exact.
+    as Lava's Dense with binary input sees it). record_trace adds the last layer's readout_v and
+    readout_u, record_hidden the raster of the layer before it. readout: "v" (score from the last
+    layer's voltage; default: fxnet.readout_from) or "spikes" (its spike counts). engine "numba"
+    (event-driven, compiled, threads over samples) or "numpy" (batched reference of the same
+    arithmetic); both are bit-exact.
     """
     n_all, T = _check_data(fxnet, data)
     indices = np.arange(n_all) if indices is None else np.asarray(indices, dtype=np.int64)
     if engine not in ("numba", "numpy"):
         raise EmulatorError(f"unknown emulator engine {engine!r}; use 'numba' or 'numpy'")
-    hid, out = fxnet.hidden, fxnet.readout
-    if hid.weight_rec is None:
-        raise EmulatorError("hidden layer: missing weight_rec (a dense_rec layer)")
-    syn_in, syn_rec = lava_synapses(hid.weight, hid.weight_rec)
-    syn_out, _ = lava_synapses(out.weight)
-    ch, co = cuba_constants(hid), cuba_constants(out)
-    n, H, O, S = len(indices), hid.size, out.size, T + EXTRA_STEPS
+    readout = readout or getattr(fxnet, "readout_from", "v")
+    if readout not in READOUTS:
+        raise EmulatorError(f"unknown readout {readout!r}; use one of {', '.join(READOUTS)}")
+    plans = plan_layers(fxnet)
+    n, S = len(indices), T + EXTRA_STEPS
+    sizes = [p.size for p in plans]
+    H, O = (sizes[-2] if len(sizes) > 1 else 0), sizes[-1]
     res = EmulatorResult(np.zeros(n, np.int64), np.zeros((n, O)), np.zeros((n, H), np.int64),
                          np.zeros((n, S, O), np.int32) if record_trace else None,
                          np.zeros((n, S, O), np.int32) if record_trace else None,
-                         np.zeros((n, S, H), bool) if record_hidden else None)
+                         np.zeros((n, S, H), bool) if record_hidden else None,
+                         [np.zeros((n, k), np.int64) for k in sizes])
     run = _run_numba if engine == "numba" else _run_numpy
+    score_w = readout_score_weights(fxnet, T)
     from tqdm.auto import tqdm
     with tqdm(total=n, desc="emulate", unit="sample", disable=not progress) as bar:
         for b0 in range(0, n, batch_size):
             idx = indices[b0:b0 + batch_size]
-            run(data, idx, slice(b0, b0 + len(idx)), res, (syn_in, syn_rec, syn_out), (ch, co),
-                readout_score_weights(fxnet, T), S, threads)
+            run(data, idx, slice(b0, b0 + len(idx)), res, plans, score_w, S, threads)
             bar.update(len(idx))
+    if H:
+        res.hidden_spike_counts[:] = res.layer_spike_counts[-2]
+    if readout == "spikes":
+        res.score[:] = res.layer_spike_counts[-1]
     res.pred[:] = np.argmax(res.score, axis=1)
     return res
 
 
-def _run_numpy(data, idx, out_rows, res: EmulatorResult, syns, consts, score_w, S, threads, chunk=64) -> None:
-    syn_in, syn_rec, syn_out = syns
-    ch, co = consts
-    B, H, O = len(idx), syn_rec.weight.shape[0], syn_out.weight.shape[0]
+def _run_numpy(data, idx, out_rows, res: EmulatorResult, plans: list[LayerPlan], score_w, S, threads) -> None:
+    B, L = len(idx), len(plans)
     rows, steps, units = _input_events(data, idx)
-    hs, rs = CubaState(np.zeros((B, H)), np.zeros((B, H))), CubaState(np.zeros((B, O)), np.zeros((B, O)))
-    s = np.zeros((B, H))
-    acc, cnt = np.zeros((B, O)), np.zeros((B, H))
-    for t0 in range(0, S, chunk):
-        t1 = min(S, t0 + chunk)
-        drive = _input_drive(syn_in, rows, steps, units, B, t0, t1)
-        for i in range(t0, t1):
-            a_out = _apply(syn_out, s)
-            a_hid = drive[:, i - t0] + _apply(syn_rec, s)
-            rs, _ = cuba_step(rs, a_out, co)
-            hs, spikes = cuba_step(hs, a_hid, ch)
-            s = spikes.astype(np.float64)
-            cnt += s
-            acc += score_w[i] * rs.v
-            if res.readout_v is not None:
-                res.readout_v[out_rows, i] = rs.v
-                res.readout_u[out_rows, i] = rs.u
-            if res.hidden_spikes is not None:
-                res.hidden_spikes[out_rows, i] = spikes
+    n_in = plans[0].syn_in.weight.shape[1]
+    states = [CubaState(np.zeros((B, p.size)), np.zeros((B, p.size))) for p in plans]
+    rings = [np.zeros((B, RING, p.size)) for p in plans]
+    counts = [np.zeros((B, p.size)) for p in plans]
+    acc = np.zeros((B, plans[-1].size))
+    order = np.argsort(steps, kind="stable")
+    rows, steps, units = rows[order], steps[order], units[order]
+    bounds = np.searchsorted(steps, np.arange(S + 1))
+    for i in range(S):
+        spikes = []
+        for k, p in enumerate(plans):
+            a = rings[k][:, i % RING].copy()
+            rings[k][:, i % RING] = 0.0
+            states[k], s = cuba_step(states[k], a, p.neuron)
+            spikes.append(s.astype(np.float64))
+            counts[k] += spikes[-1]
+        last = states[-1]
+        acc += score_w[i] * last.v
+        if res.readout_v is not None:
+            res.readout_v[out_rows, i] = last.v
+            res.readout_u[out_rows, i] = last.u
+        if res.hidden_spikes is not None and L > 1:
+            res.hidden_spikes[out_rows, i] = spikes[-2] > 0
+        x = np.zeros((B, n_in))
+        sel = slice(bounds[i], bounds[i + 1])
+        x[rows[sel], units[sel]] = 1.0
+        for k, p in enumerate(plans):
+            _deliver(p.syn_in, p.delay, x if k == 0 else spikes[k - 1], rings[k], i)
+            if p.syn_rec is not None:
+                _deliver(p.syn_rec, p.delay, spikes[k], rings[k], i)
     res.score[out_rows] = acc
-    res.hidden_spike_counts[out_rows] = cnt.astype(np.int64)
+    for k in range(L):
+        res.layer_spike_counts[k][out_rows] = counts[k].astype(np.int64)
 
 
-def _run_numba(data, idx, out_rows, res: EmulatorResult, syns, consts, score_w, S, threads) -> None:
+def _run_numba(data, idx, out_rows, res: EmulatorResult, plans: list[LayerPlan], score_w, S, threads) -> None:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from .emulator_kernel import run_samples
+    from .emulator_kernel import pack_layers, run_samples
 
-    syn_in, syn_rec, syn_out = syns
-    ch, co = consts
-    B, H, O = len(idx), syn_rec.weight.shape[0], syn_out.weight.shape[0]
+    B, L = len(idx), len(plans)
     rows, steps, units = _input_events(data, idx)
     offsets = np.searchsorted(rows, np.arange(B + 1)).astype(np.int64)
+    packed = pack_layers(plans)
+    sizes = packed[0]
+    O = int(sizes[-1])
+    H = int(sizes[-2]) if L > 1 else 0
     score = np.zeros((B, O))
-    counts = np.zeros((B, H), np.int64)
+    counts = np.zeros((B, int(sizes.sum())), np.int64)
     trace_v = np.zeros((B, S, O), np.int32) if res.readout_v is not None else np.zeros((1, 1, O), np.int32)
     trace_u = np.zeros_like(trace_v)
-    raster = np.zeros((B, S, H), bool) if res.hidden_spikes is not None else np.zeros((1, 1, H), bool)
-
-    def as_int(x):
-        return np.ascontiguousarray(x, dtype=np.int64)
-
-    def keep(c: CubaConstants):
-        return np.array([round(c.u_keep * DECAY_UNIT), round(c.v_keep * DECAY_UNIT)], np.int64)
-
-    args = (offsets, steps, units, S, as_int(syn_in.weight.T), syn_in.shift, as_int(syn_rec.weight.T),
-            syn_rec.shift, as_int(syn_out.weight.T), syn_out.shift,
-            keep(ch), as_int(ch.bias), int(ch.threshold), keep(co), as_int(co.bias), int(co.threshold),
-            np.ascontiguousarray(score_w), score, counts, trace_v, trace_u, raster,
-            res.readout_v is not None, res.hidden_spikes is not None)
+    raster = np.zeros((B, S, H), bool) if res.hidden_spikes is not None else np.zeros((1, 1, max(H, 1)), bool)
+    args = (offsets, steps, units, S, *packed, np.ascontiguousarray(score_w), score, counts, trace_v, trace_u,
+            raster, res.readout_v is not None, res.hidden_spikes is not None)
     workers = max(1, min(threads or os.cpu_count() or 1, B))
     bounds = np.linspace(0, B, workers + 1).astype(int)
     if workers == 1:
@@ -308,7 +357,9 @@ def _run_numba(data, idx, out_rows, res: EmulatorResult, syns, consts, score_w, 
             for f in [pool.submit(run_samples, int(a), int(b), *args) for a, b in zip(bounds[:-1], bounds[1:])]:
                 f.result()
     res.score[out_rows] = score
-    res.hidden_spike_counts[out_rows] = counts
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for k in range(L):
+        res.layer_spike_counts[k][out_rows] = counts[:, starts[k]:starts[k + 1]]
     if res.readout_v is not None:
         res.readout_v[out_rows] = trace_v
         res.readout_u[out_rows] = trace_u

@@ -1,4 +1,5 @@
-"""NetX HDF5 writer and reader for the recurrent LIF network (docs/netx_format.md).
+"""NetX HDF5 writer (this project's recurrent LIF network) and reader (any dense CUBA network that
+lava-dl 0.6 loads, via netx_read.py; docs/netx_format.md, docs/netx_runtime.md).
 
 Layout (what `lava.lib.dl.netx.hdf5.Network` reads; it ignores everything outside `/layer`):
   /layer/0  type b"input"      shape [n_in]                       (no neuron group: lava-dl #298)
@@ -23,7 +24,8 @@ import numpy as np
 from eventprop_core.atomic import atomic_path
 
 from .fixed_point import FixedPointLayer, FixedPointNetwork
-from .limits import NetxFileError, validate_network
+from . import netx_read
+from .limits import NetxFileError, validate_network, weight_range
 
 __all__ = ["write_netx", "read_netx", "NetxFileError", "FORMAT_NAME", "FORMAT_VERSION", "METADATA_PATH"]
 
@@ -32,10 +34,6 @@ FORMAT_VERSION = 1
 METADATA_PATH = "eventprop/metadata"
 REF_DELAY = 1          # stored for completeness; Lava's CUBA model has no refractory period
 TYPE_DTYPE = "S10"
-INT_FIELDS = ("weight", "weight_rec", "bias", "shape")
-NEURON_INT_FIELDS = ("iDecay", "vDecay", "vThMant", "refDelay")
-LAYER_FIELDS = {"type", "shape", "weight", "weight_rec", "bias", "neuron"}
-NEURON_FIELDS = {"type", *NEURON_INT_FIELDS, "gradedSpike"}
 
 
 # ----------------------------------------------------------------------------------------------- write
@@ -107,10 +105,12 @@ def _layer_meta(layer: FixedPointLayer) -> dict:
 # ------------------------------------------------------------------------------------------------ read
 
 def read_netx(path) -> FixedPointNetwork:
-    """Read and validate a NetX HDF5 file written by `write_netx` (or a compatible exporter).
+    """Read a NetX HDF5 file as lava-dl 0.6 reads it (netx_read.py, docs/netx_runtime.md): any number of
+    dense / dense_rec CUBA layers. Notes on what netx ignores are in `.notes`.
 
-    Files without `/eventprop/metadata` are accepted: steps default to 1.0, weight bits to 8,
-    timesteps to 1000 and dt to 1 ms.
+    Files without `/eventprop/metadata` (other exporters) are accepted: steps default to 1.0, weight
+    bits to the width the weights need (at least 8), timesteps to 1000 and dt to 1 ms. With the
+    metadata, the weights must also fit its declared weight bits.
     """
     path = Path(path)
     if not path.is_file():
@@ -124,35 +124,57 @@ def read_netx(path) -> FixedPointNetwork:
             fxnet = _read_open(f, path)
     except NetxFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise NetxFileError(f"{path}: unreadable NetX file (truncated or corrupt?): {exc}") from None
-    validate_network(fxnet, source=str(path))
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError, OverflowError) as exc:
+        raise NetxFileError(f"{path}: unreadable NetX file (truncated or corrupt?): {' '.join(str(exc).split())}") from None
     return fxnet
 
 
 def _read_open(f: h5py.File, path: Path) -> FixedPointNetwork:
     meta = _read_metadata(f, path)
-    if "layer" not in f or not isinstance(f["layer"], h5py.Group):
-        raise NetxFileError(f"{path}: missing group /layer; not a NetX network file")
-    names = sorted(f["layer"].keys())
-    if names != ["0", "1", "2"]:
-        raise NetxFileError(f"{path}: /layer holds {names}, expected exactly layers 0 (input), "
-                            f"1 (dense_rec hidden) and 2 (dense readout)")
-    g0 = f["layer/0"]
-    where0 = f"{path}: /layer/0"
-    _expect_type(g0, "input", where0)
-    if "neuron" in g0:
-        raise NetxFileError(f"{where0}/neuron: the input layer must not have a neuron group "
-                            f"(netx then builds an input neuron and the run hangs, lava-dl #298); delete it")
-    extra = sorted(set(g0.keys()) - {"type", "shape"})
-    if extra:
-        raise NetxFileError(f"{where0}: unexpected field(s) {extra}; the input layer holds only 'type' and 'shape'")
-    n_input = _read_shape(g0, where0)
+    names = netx_read.layer_names(f, path)
     steps = meta.get("layers", {})
-    hidden = _read_layer(f["layer/1"], "dense_rec", f"{path}: /layer/1", steps.get("1", {}))
-    readout = _read_layer(f["layer/2"], "dense", f"{path}: /layer/2", steps.get("2", {}))
-    return FixedPointNetwork(n_input, hidden, readout, timesteps=int(meta.get("timesteps", 1000)),
-                             dt=float(meta.get("dt", 1.0)), metadata=meta.get("metadata", {}))
+    notes: list[str] = []
+    n_input, layers = None, []
+    for name in names:
+        g, where = f["layer"][name], f"{path}: /layer/{name}"
+        if not isinstance(g, h5py.Group):
+            raise NetxFileError(f"{where}: expected a group")
+        kind = netx_read.read_type(g, where)
+        if kind not in netx_read.LAYER_TYPES:
+            raise NetxFileError(f"{where}/type: {kind!r}; this runtime runs 'input', 'dense' and 'dense_rec' "
+                                f"layers (convolutions, pooling, flatten and sigma-delta are not supported)")
+        if kind == "input":
+            if name != "0":
+                raise NetxFileError(f"{where}/type: 'input' is only allowed as layer 0")
+            n_input = netx_read.read_input_layer(g, where, notes)
+            continue
+        n_pre = (layers[-1].size if layers else n_input)
+        if n_pre is None:        # no input layer: the first dense layer's weights give the input size
+            n_pre = _first_weight_columns(g, where)
+        layers.append(netx_read.read_dense_layer(g, kind, where, n_pre, steps.get(name, {}), notes))
+        if steps.get(name):
+            lo, hi = weight_range(layers[-1].weight_bits)
+            for field, w in (("weight", layers[-1].weight), ("weight_rec", layers[-1].weight_rec)):
+                if w is not None and (w.min() < lo or w.max() > hi):
+                    bad = int(((w < lo) | (w > hi)).sum())
+                    raise NetxFileError(f"{where}/{field}: {bad} value(s) outside the declared "
+                                        f"{layers[-1].weight_bits}-bit range [{lo}, {hi}] (/{METADATA_PATH})")
+    if not layers:
+        raise NetxFileError(f"{path}: /layer holds no dense or dense_rec layer; nothing to run")
+    if n_input is None:
+        n_input = layers[0].weight.shape[1]
+        notes.append("no input layer: the input size comes from the first layer's weights")
+    fxnet = FixedPointNetwork(n_input, *layers, timesteps=int(meta.get("timesteps", 1000)),
+                              dt=float(meta.get("dt", 1.0)), metadata=meta.get("metadata", {}), notes=notes)
+    return fxnet
+
+
+def _first_weight_columns(g: h5py.Group, where: str) -> int:
+    w = g["weight"] if "weight" in g else None
+    if not isinstance(w, h5py.Dataset) or len(w.shape) != 2:
+        raise NetxFileError(f"{where}/weight: without an input layer the first layer needs 2-D weights "
+                            f"(n, n_input); add /layer/0 of type 'input' with its shape")
+    return int(w.shape[1])
 
 
 def _read_metadata(f: h5py.File, path: Path) -> dict:
@@ -178,100 +200,12 @@ def _read_metadata(f: h5py.File, path: Path) -> dict:
     if not isinstance(meta["timesteps"], int):
         raise NetxFileError(f"{where}: 'timesteps' is {meta['timesteps']!r}, expected an integer")
     layers = meta.get("layers", {})
-    for name in ("1", "2"):
-        entry = layers.get(name) if isinstance(layers, dict) else None
+    if not isinstance(layers, dict):
+        raise NetxFileError(f"{where}: 'layers' must be an object keyed by layer number")
+    for name, entry in layers.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("weight_bits"), int) \
-                or not isinstance(entry.get("step"), (int, float)):
-            raise NetxFileError(f"{where}: layers.{name} must hold 'step' (number) and 'weight_bits' (integer)")
+                or not isinstance(entry.get("step"), (int, float)) or not 1 <= entry["weight_bits"] <= 9 \
+                or not (math.isfinite(entry["step"]) and entry["step"] > 0):
+            raise NetxFileError(f"{where}: layers.{name} must hold 'step' (a positive number) and "
+                                f"'weight_bits' (an integer 1..9)")
     return meta
-
-
-def _expect_type(g: h5py.Group, expected: str, where: str) -> None:
-    if "type" not in g:
-        raise NetxFileError(f"{where}/type: missing")
-    ds = g["type"]
-    raw = ds[()]
-    if isinstance(raw, np.ndarray):
-        raw = raw.reshape(-1)[0] if raw.size == 1 else None
-    if not isinstance(raw, bytes):
-        raise NetxFileError(f"{where}/type: expected one fixed-length byte string (netx decodes it as "
-                            f"ASCII), got dtype {ds.dtype} shape {ds.shape}")
-    value = raw.decode("ascii", errors="replace")
-    if value != expected:
-        raise NetxFileError(f"{where}/type: {value!r}, expected {expected!r}")
-
-
-def _reject_unknown(g: h5py.Group, known: set, where: str, why: str) -> None:
-    extra = sorted(set(g.keys()) - known)
-    if extra:
-        raise NetxFileError(f"{where}: unsupported field(s) {extra}; {why}")
-
-
-def _read_int_dataset(g: h5py.Group, name: str, where: str, *, required: bool = True):
-    if name not in g:
-        if required:
-            raise NetxFileError(f"{where}/{name}: missing")
-        return None
-    ds = g[name]
-    if not isinstance(ds, h5py.Dataset):
-        raise NetxFileError(f"{where}/{name}: expected a dataset, found a group")
-    if ds.dtype.kind not in "iu":
-        raise NetxFileError(f"{where}/{name}: dtype {ds.dtype}, expected an integer dtype (netx truncates "
-                            f"floats with astype(int); store rounded integers)")
-    return ds[()]
-
-
-def _read_scalar(g: h5py.Group, name: str, where: str) -> int:
-    value = _read_int_dataset(g, name, where)
-    arr = np.asarray(value)
-    if arr.size != 1:
-        raise NetxFileError(f"{where}/{name}: expected a scalar, got shape {arr.shape}")
-    return int(arr.reshape(-1)[0])
-
-
-def _read_shape(g: h5py.Group, where: str) -> int:
-    shape = np.asarray(_read_int_dataset(g, "shape", where))
-    if shape.ndim != 1 or shape.size != 1 or int(shape[0]) < 1:
-        raise NetxFileError(f"{where}/shape: {shape.tolist()}, expected one positive size [n]")
-    return int(shape[0])
-
-
-def _read_layer(g: h5py.Group, kind: str, where: str, layer_meta: dict) -> FixedPointLayer:
-    _expect_type(g, kind, where)
-    _reject_unknown(g, LAYER_FIELDS, where, "netx would read it (e.g. 'delay' adds synaptic delays) "
-                    "but this pipeline does not model it")
-    n = _read_shape(g, where)
-    weight = np.asarray(_read_int_dataset(g, "weight", where), dtype=np.int64)
-    if weight.ndim != 2 or weight.shape[0] != n:
-        raise NetxFileError(f"{where}/weight: shape {weight.shape} does not match shape [{n}] "
-                            f"(expected ({n}, n_pre))")
-    weight_rec = _read_int_dataset(g, "weight_rec", where, required=(kind == "dense_rec"))
-    if weight_rec is not None:
-        if kind != "dense_rec":
-            raise NetxFileError(f"{where}/weight_rec: a 'dense' layer must not have recurrent weights")
-        weight_rec = np.asarray(weight_rec, dtype=np.int64)
-        if weight_rec.shape != (n, n):
-            raise NetxFileError(f"{where}/weight_rec: shape {weight_rec.shape}, expected ({n}, {n})")
-    bias = _read_int_dataset(g, "bias", where, required=False)
-    if bias is not None:
-        bias = np.asarray(bias, dtype=np.int64)
-        if bias.shape != (n,):
-            raise NetxFileError(f"{where}/bias: shape {bias.shape}, expected ({n},)")
-    if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
-        raise NetxFileError(f"{where}/neuron: missing neuron group")
-    ng, nwhere = g["neuron"], f"{where}/neuron"
-    _expect_type(ng, "CUBA", nwhere)
-    _reject_unknown(ng, NEURON_FIELDS, nwhere, "e.g. 'messageBits' makes spikes graded; only binary "
-                    "CUBA neurons are supported")
-    values = {name: _read_scalar(ng, name, nwhere) for name in NEURON_INT_FIELDS}
-    if "gradedSpike" in ng:
-        graded = ng["gradedSpike"]
-        if graded.dtype.kind not in "iub" or np.asarray(graded[()]).size != 1:
-            raise NetxFileError(f"{nwhere}/gradedSpike: expected a scalar integer or bool")
-        if bool(np.asarray(graded[()]).reshape(-1)[0]):
-            raise NetxFileError(f"{nwhere}/gradedSpike: graded spikes are not supported (binary spikes only)")
-    layer_kw = {}
-    if layer_meta:
-        layer_kw = {"step": float(layer_meta["step"]), "weight_bits": int(layer_meta["weight_bits"])}
-    return FixedPointLayer(kind=kind, weight=weight, i_decay=values["iDecay"], v_decay=values["vDecay"],
-                           vth_mant=values["vThMant"], weight_rec=weight_rec, bias=bias, **layer_kw)

@@ -131,6 +131,10 @@ def validate_network(fxnet: FixedPointNetwork, source: str) -> None:
         raise NetxFileError(f"{source}: timesteps {fxnet.timesteps!r} must be a positive integer")
     if not (isinstance(fxnet.dt, (int, float)) and math.isfinite(fxnet.dt) and fxnet.dt > 0):
         raise NetxFileError(f"{source}: dt {fxnet.dt!r} must be a positive finite number")
+    if not fxnet.is_eventprop_layout:
+        raise NetxFileError(f"{source}: {fxnet!r}: this project's writer stores its own layout only (a dense_rec "
+                            f"hidden layer and a dense readout, no delays); other networks are read and run, "
+                            f"not written")
     validate_layer(fxnet.hidden, "hidden", fxnet.n_input, f"{source}: /layer/1")
     validate_layer(fxnet.readout, "readout", fxnet.hidden.size, f"{source}: /layer/2")
 

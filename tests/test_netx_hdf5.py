@@ -147,12 +147,8 @@ def _bad_v_decay(p):
     _replace(p, "layer/2/neuron/vDecay", np.int32(-1))
 
 
-def _bad_readout_vth(p):
-    _replace(p, "layer/2/neuron/vThMant", np.int32(2**16))
-
-
 def _bad_hidden_vth(p):
-    _replace(p, "layer/1/neuron/vThMant", np.int32(2**17))
+    _replace(p, "layer/1/neuron/vThMant", np.int32(2**24))
 
 
 def _bad_float_vth(p):
@@ -173,7 +169,7 @@ def _bad_readout_pre(p):
 
 def _missing_layer(p):
     with h5py.File(p, "r+") as f:
-        del f["layer/2"]
+        del f["layer/1"]
 
 
 def _missing_field(p):
@@ -214,17 +210,16 @@ BAD_FILES = {
     "weight beyond bits": (_bad_weight_range, "/layer/1/weight: 1 value(s) outside the declared 8-bit range"),
     "iDecay range": (_bad_i_decay, "/layer/1/neuron/iDecay: 5000"),
     "vDecay range": (_bad_v_decay, "/layer/2/neuron/vDecay: -1"),
-    "readout can spike": (_bad_readout_vth, "/layer/2/neuron/vThMant: 65536"),
-    "hidden vth 17 bits": (_bad_hidden_vth, "/layer/1/neuron/vThMant: 131072"),
+    "vThMant beyond int32": (_bad_hidden_vth, "/layer/1/neuron/vThMant: 16777216 is outside [0, 16777215]"),
     "float vThMant": (_bad_float_vth, "/layer/1/neuron/vThMant: dtype float64"),
     "shape mismatch": (_bad_shape, "/layer/1/weight: shape (5, 7) does not match shape [6]"),
     "weight_rec shape": (_bad_rec_shape, "/layer/1/weight_rec: shape (5, 6)"),
     "readout pre size": (_bad_readout_pre, "/layer/2/weight: shape (3, 7), expected (3, 5)"),
-    "missing layer": (_missing_layer, "/layer holds ['0', '1'], expected exactly"),
+    "missing layer": (_missing_layer, "/layer holds ['0', '2'], expected layers named 0, 1, ..., n-1"),
     "missing field": (_missing_field, "/layer/1/neuron/vDecay: missing"),
     "missing weight_rec": (_missing_rec, "/layer/1/weight_rec: missing"),
-    "wrong type": (_wrong_type, "/layer/2/type: 'dense_rec', expected 'dense'"),
-    "delay": (_delay_field, "/layer/1: unsupported field(s) ['delay']"),
+    "wrong type": (_wrong_type, "/layer/2/weight_rec: missing"),
+    "delay on dense_rec": (_delay_field, "/layer/1/delay: a dense_rec layer with 7 inputs and 5 neurons cannot have delays"),
     "bad metadata": (_bad_metadata, "/eventprop/metadata: not valid JSON"),
     "truncated": (_truncated, "truncated or corrupt"),
     "garbage": (_garbage, "truncated or corrupt"),

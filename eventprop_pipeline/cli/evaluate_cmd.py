@@ -37,6 +37,9 @@ def register(sub) -> None:
                    help="--backend lava: keep finished samples here; a rerun continues from it")
     p.add_argument("--hardware", action="store_true",
                    help="--backend lava: run on Loihi 2 (needs Intel's lava-loihi; experimental, never run on a Loihi 2 system yet) instead of the CPU simulator")
+    p.add_argument("--readout", default="v", choices=("v", "spikes"),
+                   help="NetX file: score each class by the last layer's voltage (v, default: this project's "
+                        "readout and mlGeNN's) or by its spike counts (spikes; emulator only)")
     p.add_argument("--batch-size", type=int, default=64, help="samples simulated at once (default 64)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
     p.add_argument("--json", action="store_true", help="print a JSON object (accuracy, n, ...) on stdout")
@@ -73,6 +76,9 @@ def resolve_backend(args) -> str:
                                         ("--hardware", args.hardware or None)) if value is not None]
     if backend != "lava" and lava_only:
         raise ConfigError(f"{', '.join(lava_only)}: only with --backend lava")
+    if backend == "lava" and getattr(args, "readout", "v") == "spikes":
+        raise ConfigError("--readout spikes: only with --backend emulator (the Lava runner scores the last "
+                          "layer's voltage)")
     if args.lava_samples is not None and args.lava_samples < 1:
         raise ConfigError(f"--lava-samples {args.lava_samples}: must be a positive number of samples")
     return backend
@@ -92,10 +98,12 @@ def run(args) -> int:
     return 0
 
 
-def report(args, result) -> None:
+def report(args, result, features: list[str] | None = None) -> None:
     if args.predictions:
         result.save_predictions(args.predictions)
     summary = {**result.summary(), "model": str(args.model), "dataset": args.dataset, "split": args.split}
+    if features is not None:
+        summary["features"] = features
     if args.json:
         print_json(summary)
     else:
@@ -114,7 +122,14 @@ def run_fixed_point(args, backend: str) -> int:
     from ..evaluation import EvaluationResult
     from eventprop_core.params import ModelParams
 
+    from netx_export.netx_features import network_features
+
     fxnet = read_netx(args.model)
+    fxnet.readout_from = args.readout
+    features = network_features(fxnet)
+    if backend == "lava" and fxnet.hidden is None:
+        raise DataError(f"{args.model}: --backend lava records the layer before the readout; this network has "
+                        f"one layer (use --backend emulator)")
     timesteps = args.timesteps if args.timesteps is not None else fxnet.timesteps
     dt = args.dt if args.dt is not None else fxnet.dt
     data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps))
@@ -122,6 +137,10 @@ def run_fixed_point(args, backend: str) -> int:
         raise DataError(f"{data.name}: {data.n_channels} channels and {data.n_classes} classes do not fit "
                         f"{args.model} ({fxnet.n_input} inputs, {fxnet.readout.size} outputs)")
     progress = progress_enabled() and not args.json
+    if not args.json:
+        print(f"{args.model}: " + "\n  ".join(features))
+        print(f"backend: {backend} ({'bit-exact emulator of' if backend == 'emulator' else 'run by'} Lava's "
+              f"fixed-point models{', Loihi 2' if args.hardware else ''})")
     if backend == "emulator":
         from netx_export.emulator import emulate
 
@@ -140,5 +159,5 @@ def run_fixed_point(args, backend: str) -> int:
             with open(tmp, "wb") as fh:
                 np.savez(fh, readout_v=r.readout_v, indices=indices, label=labels,
                          pred=r.pred, timesteps=np.int64(timesteps))
-    report(args, result)
+    report(args, result, features)
     return 0

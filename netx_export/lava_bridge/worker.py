@@ -3,7 +3,7 @@ Python 3.10 environment (docs/lava.md). Needs numpy and Lava only; no pickle cro
 
 JOB_DIR/job.npz holds the request: `config` (JSON: NetX path, sizes, steps per sample, options) and
 the input events of the samples to run, CSR in play order (`offsets`, `steps`, `units`). Sample k's
-result goes to JOB_DIR/rows/k.npz (written atomically: readout `v` per Lava step, hidden
+result goes to JOB_DIR/rows/k.npz (written atomically: readout (last layer) `v` per Lava step, hidden (the layer before it)
 `spike_counts`, and with record_hidden the hidden `spikes` raster and readout `u`). A failure writes
 a one-line JOB_DIR/error.txt and exits 2. Lava's own chatter goes to the log the parent gives it.
 
@@ -78,8 +78,9 @@ def _run_config(hardware: bool, model_map: dict):
 
 
 def run_job(job_dir: Path) -> None:
-    """Build the netx network with an event source and a recorder, then run the samples one at a time
-    with an exact reset in between (docs/lava.md): zero u, v of every layer and every synapse's a_buff."""
+    """Build the netx network (any number of dense / dense_rec layers) with an event source and a recorder
+    of the last two layers, then run the samples one at a time with an exact reset in between
+    (docs/lava.md): zero u, v of every layer and every synapse's a_buff."""
     with np.load(job_dir / JOB_FILE, allow_pickle=False) as z:
         cfg = json.loads(str(z["config"]))
         offsets, steps, units = z["offsets"], z["steps"], z["units"]
@@ -98,7 +99,15 @@ def run_job(job_dir: Path) -> None:
             "u": np.memmap(paths["u"], np.int32, "w+", shape=(S, O)),
             "v": np.memmap(paths["v"], np.int32, "w+", shape=(S, O))}
     net = hdf5.Network(net_config=cfg["net_path"], input_message_bits=0)
-    hidden, readout = net.layers[0], net.layers[1]
+    if len(net.layers) < 2:
+        raise RuntimeError(f"{cfg['net_path']}: the Lava runner records the layer before the readout; "
+                           f"this network has {len(net.layers)} layer(s)")
+    # Any number of dense / dense_rec layers: record the spikes of the layer before the readout and
+    # the readout's state (what the runner compares and scores).
+    hidden, readout = net.layers[-2], net.layers[-1]
+    if tuple(hidden.shape) != (H,) or tuple(readout.shape) != (O,):
+        raise RuntimeError(f"{cfg['net_path']}: netx built layers of {tuple(hidden.shape)} and {tuple(readout.shape)} "
+                           f"neurons, the runner expected ({H},) and ({O},)")
     source = EventSource(n_input=cfg["n_input"], period=S, offsets=offsets, steps=steps, units=units)
     sizes = dict(n_hidden=H, n_out=O, period=S, spikes_path=paths["spikes"], v_path=paths["v"])
     recorder = FullStepRecorder(u_path=paths["u"], **sizes) if record_hidden else StepRecorder(**sizes)
@@ -109,9 +118,12 @@ def run_job(job_dir: Path) -> None:
     recorder.v_ref.connect_var(readout.neuron.v)
     run_cfg = _run_config(cfg["hardware"], {EventSource: PyEventSourceModel, StepRecorder: PyStepRecorderModel,
                                             FullStepRecorder: PyFullStepRecorderModel})
-    reset = [(var, np.zeros(var.shape, np.int32)) for var in
-             (hidden.neuron.u, hidden.neuron.v, readout.neuron.u, readout.neuron.v,
-              hidden.synapse.a_buff, hidden.synapse_rec.a_buff, readout.synapse.a_buff)]
+    state = []
+    for layer in net.layers:      # every neuron's u, v and every synapse's buffer (DelayDense: one per delay)
+        state += [layer.neuron.u, layer.neuron.v, layer.synapse.a_buff]
+        if getattr(layer, "synapse_rec", None) is not None:
+            state.append(layer.synapse_rec.a_buff)
+    reset = [(var, np.zeros(var.shape, np.int32)) for var in state]
     for k in range(len(offsets) - 1):
         if k:
             for var, zeros in reset:
