@@ -114,8 +114,8 @@ def stage_model(ctx: RunContext):
 def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
     """-> (FixedPointNetwork, QuantizationReport, [warning messages]); warnings are logged, not printed twice.
 
-    scale "auto" calibrates on the training split when there is one (it is usually several points
-    more accurate than "percentile" on small networks), else falls back to "percentile", saying so."""
+    scale "auto" calibrates on the training split when there is one (steps chosen to agree with the
+    float model's predictions there), else falls back to "percentile", saying so."""
     from netx_export.quantize import quantize
 
     scale, calibration, notes = ctx.deploy.scale, None, []
@@ -128,10 +128,15 @@ def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
                 raise
             scale = "percentile"
             notes.append(f"scale auto: no training split to calibrate on, using percentile ({exc})")
+    float_scores = None
+    if calibration is not None:   # the float model's readout: what a faithful conversion reproduces
+        from ..evaluation import evaluate_float
+        float_scores = evaluate_float(net, calibration, batch_size=ctx.deploy.batch_size,
+                                      device=ctx.deploy.device).score
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fx, report = quantize(net, weight_bits=weight_bits, strategy=scale, calibration=calibration,
-                              clip=ctx.deploy.clip)
+                              clip=ctx.deploy.clip, float_scores=float_scores)
     return fx, report, notes + [str(w.message) for w in caught]
 
 
