@@ -191,3 +191,19 @@ def test_cli_finetune_help_and_errors(capsys, tmp_path, float_model):
     assert "--weight-bits must be an integer in 1..8" in capsys.readouterr().err
     assert main(["finetune", "--resume", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint here" in capsys.readouterr().err
+
+
+def test_pipeline_finetune_stage(float_model, tmp_path):
+    """[pipeline] finetune_epochs > 0: the exported network.net is the fine-tuned one, and the evaluate
+    stage's emulator accuracy on the test split is what fine-tuning reported."""
+    from eventprop_pipeline.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["pipeline", "--config", str(SMOKE), "--model", str(float_model), "--no-lava", "--weight-bits", "2",
+                 "--scale", "percentile", "--sweep-bits", "2", "--finetune-epochs", "3", "--out", str(out)]) == 0
+    stages = json.loads((out / "stages.json").read_text())["stages"]
+    ft = stages["export"]["info"]["finetune"]
+    assert ft["finished"] and ft["epochs_completed"] == 3
+    assert (out / "network.net").read_bytes() == (out / "finetune" / "network.net").read_bytes()
+    assert stages["evaluate"]["info"]["emulator_accuracy"] == ft["emulator_test_accuracy"]
+    assert ft["emulator_test_accuracy"] > ft["emulator_test_accuracy_before"]
