@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-root")
     p.add_argument("--bits", default="2,4")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", default="0.02", help="Adam step in quantization levels; one value, or one per --bits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", help="keep the fine-tuning runs here (default: a temporary folder)")
     p.add_argument("--no-control", action="store_true", help="skip the float control run")
@@ -87,27 +87,30 @@ def main(argv=None) -> int:
     quiet = dict(progress=False, log=lambda *a, **k: None)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out_dir or tmp)
-        float_acc = None
-        for bits in (int(b) for b in args.bits.split(",")):
-            cfg = FinetuneConfig(model=args.model, weight_bits=bits, epochs=args.epochs, lr=args.lr, seed=args.seed,
+        bits_list = [int(b) for b in args.bits.split(",")]
+        lrs = [float(x) for x in args.lr.split(",")]
+        lrs = lrs * len(bits_list) if len(lrs) == 1 else lrs
+        for bits, lr in zip(bits_list, lrs):
+            cfg = FinetuneConfig(model=args.model, weight_bits=bits, epochs=args.epochs, lr=lr, seed=args.seed,
                                  dataset=args.dataset, data_root=args.data_root)
             t0 = time.perf_counter()
             s = finetune(cfg, out / f"finetune_{bits}bit", force=True, **quiet)
             float_acc = s.float_test_accuracy
-            emit(f"float_accuracy", 100 * float_acc)
+            emit("float_accuracy", 100 * float_acc)
             emit(f"emulator_{bits}bit_before", 100 * s.emulator_test_accuracy_before)
             emit(f"emulator_{bits}bit_after", 100 * s.emulator_test_accuracy)
             emit(f"agreement_{bits}bit_before_after", f"{100 * s.agreement_before:.2f} -> {100 * s.agreement:.2f}")
             emit(f"gap_to_float_{bits}bit_pp_before", 100 * (float_acc - s.emulator_test_accuracy_before))
             emit(f"gap_to_float_{bits}bit_pp_after", 100 * (float_acc - s.emulator_test_accuracy))
             emit(f"best_epoch_{bits}bit", s.best_epoch)
+            emit(f"lr_{bits}bit_levels", lr)
             emit(f"finetune_seconds_{bits}bit", time.perf_counter() - t0)
-            last_cfg = cfg
-        if not args.no_control:
-            t0 = time.perf_counter()
-            control = float_control(last_cfg)
-            emit("float_control_accuracy", 100 * control)
-            emit("float_control_seconds", time.perf_counter() - t0)
+            if not args.no_control:     # the same loop and learning rate (in this grid's levels), float model
+                t0 = time.perf_counter()
+                control = float_control(cfg)
+                emit(f"float_control_{bits}bit_lr_accuracy", 100 * control)
+                emit(f"finetuned_minus_float_control_{bits}bit_pp", 100 * (s.emulator_test_accuracy - control))
+                emit(f"float_control_seconds_{bits}bit", time.perf_counter() - t0)
     return 0
 
 
