@@ -61,7 +61,7 @@ def float_control(cfg, log=lambda *a: None) -> float:
             batch = data.train.subset(idx)
             r = compute_batch(network(shadow), batch, batch.labels, options, device="cpu")
             grads = {k: np.asarray(g, np.float64) * grid.step(k) / grid.weight_scale for k, g in r.grads.items()}
-            adam_step(shadow, grads, adam, cfg.lr, beta1=cfg.adam_beta1, beta2=cfg.adam_beta2, eps=cfg.adam_eps)
+            adam_step(shadow, grads, adam, cfg.adam_lr, beta1=cfg.adam_beta1, beta2=cfg.adam_beta2, eps=cfg.adam_eps)
         v = validation(shadow)
         log(f"float control epoch {epoch}: valid {100 * v[0]:.1f}%")
         if v > best:
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-root")
     p.add_argument("--bits", default="2,4")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", default="0.02", help="Adam step in quantization levels; one value, or one per --bits")
+    p.add_argument("--lr", default="auto", help="Adam step in quantization levels; one value, or one per --bits "
+                                                "(default auto: finetune's default, 0.02 * 2^(bits - 2))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", help="keep the fine-tuning runs here (default: a temporary folder)")
     p.add_argument("--no-control", action="store_true", help="skip the float control run")
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out_dir or tmp)
         bits_list = [int(b) for b in args.bits.split(",")]
-        lrs = [float(x) for x in args.lr.split(",")]
+        lrs = [None if x == "auto" else float(x) for x in args.lr.split(",")]
         lrs = lrs * len(bits_list) if len(lrs) == 1 else lrs
         for bits, lr in zip(bits_list, lrs):
             cfg = FinetuneConfig(model=args.model, weight_bits=bits, epochs=args.epochs, lr=lr, seed=args.seed,
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
             emit(f"gap_to_float_{bits}bit_pp_before", 100 * (float_acc - s.emulator_test_accuracy_before))
             emit(f"gap_to_float_{bits}bit_pp_after", 100 * (float_acc - s.emulator_test_accuracy))
             emit(f"best_epoch_{bits}bit", s.best_epoch)
-            emit(f"lr_{bits}bit_levels", lr)
+            emit(f"lr_{bits}bit_levels", cfg.adam_lr)
             emit(f"finetune_seconds_{bits}bit", time.perf_counter() - t0)
             if not args.no_control:     # the same loop and learning rate (in this grid's levels), float model
                 t0 = time.perf_counter()

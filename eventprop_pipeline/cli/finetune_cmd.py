@@ -55,8 +55,9 @@ def register(sub) -> None:
     p.add_argument("--clip", action="store_true", help="clamp decays / thresholds Loihi cannot represent")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10; with --resume: a new total)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per gradient step (default 32)")
-    p.add_argument("--lr", type=float, default=0.02,
-                   help="Adam step size in quantization levels (default 0.02: ~1 level per 50 steps)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam step in quantization levels (default 0.02 * 2^(B-2): 0.02 of a 2-bit level at "
+                        "every width, e.g. 0.02 at 2 bits, 0.08 at 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the batch order (default 0)")
     g = p.add_argument_group("data (binned with the model's dt and time steps)")
     g.add_argument("--dataset", default="synthetic", choices=DATASETS, help="default synthetic (built in)")

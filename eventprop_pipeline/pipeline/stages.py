@@ -175,7 +175,7 @@ def finetune_export(ctx: RunContext, scale: str):
     d, ft_dir = ctx.data, ctx.path("finetune")
     cfg = FinetuneConfig(model=str(ctx.path(MODEL_FILE)), weight_bits=ctx.deploy.weight_bits, scale=scale,
                          calibration_samples=ctx.deploy.calibration_samples, clip=ctx.deploy.clip,
-                         epochs=ctx.deploy.finetune_epochs, lr=float(ctx.deploy.finetune_lr), dataset=d.dataset,
+                         epochs=ctx.deploy.finetune_epochs, lr=float(ctx.deploy.finetune_lr) or None, dataset=d.dataset,
                          data_root=d.data_root, synthetic=dict(d.synthetic), test_split=d.split,
                          test_limit=d.limit or 0)
     resume = (ft_dir / "checkpoint.npz").is_file() and (ft_dir / "initial.net").is_file()
