@@ -191,6 +191,12 @@ def test_cli_finetune_help_and_errors(capsys, tmp_path, float_model):
     assert "--weight-bits must be an integer in 1..8" in capsys.readouterr().err
     assert main(["finetune", "--resume", str(tmp_path / "nothing")]) == 1
     assert "no checkpoint here" in capsys.readouterr().err
+    # no --dataset: the model's own (64-channel synthetic) training data, found in its provenance
+    assert main(["finetune", str(float_model), "--out", str(tmp_path / "y"), "--scale", "percentile",
+                 "--epochs", "1", "--batch-size", "16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["finished"] and summary["n_train"] + summary["n_valid"] == 160 and summary["n_test"] == 60
+    assert summary["emulator_test_accuracy"] is not None
 
 
 def test_pipeline_finetune_stage(float_model, tmp_path):

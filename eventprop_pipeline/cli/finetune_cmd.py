@@ -23,6 +23,9 @@ network itself (hardware in the loop, with the bit-exact emulator instead of a c
   3. after each epoch: emulator accuracy on a validation hold-out of the train split (10 %, the
      one `eventprop train` holds out); the best epoch (epoch 0, the plain export, included) is kept.
 
+Data: by default the data set MODEL was trained on (from its provenance: data set, data root,
+synthetic settings, validation hold-out), binned with MODEL's dt and time steps.
+
 Written under RUN_DIR:
   network.net      the fine-tuned NetX file (for Lava; its emulator test accuracy is reported)
   initial.net      the plain export it started from
@@ -34,7 +37,7 @@ Ctrl-C keeps the last completed epoch; `eventprop finetune --resume RUN_DIR` con
 exactly the weights of an uninterrupted run. Design and approximations: docs/finetune.md.
 
 Examples:
-  eventprop finetune runs/syn/best.npz --weight-bits 2 --out runs/ft2
+  eventprop finetune runs/syn/best.npz --weight-bits 2 --out runs/ft2   # data of its training run
   eventprop finetune model.npz --weight-bits 4 --dataset shd --data-root datasets --epochs 10 --out runs/ft4
   eventprop finetune --resume runs/ft4 --epochs 20
 """
@@ -60,9 +63,10 @@ def register(sub) -> None:
                         "every width, e.g. 0.02 at 2 bits, 0.08 at 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the batch order (default 0)")
     g = p.add_argument_group("data (binned with the model's dt and time steps)")
-    g.add_argument("--dataset", default="synthetic", choices=DATASETS, help="default synthetic (built in)")
-    g.add_argument("--data-root", default=None, help=f"folder holding SHD/ and SSC/ (default: ${DATA_ROOT_ENV} "
-                                                     f"or ./datasets)")
+    g.add_argument("--dataset", default=None, choices=DATASETS,
+                   help="default: the data set MODEL was trained on (its provenance), else synthetic")
+    g.add_argument("--data-root", default=None, help=f"folder holding SHD/ and SSC/ (default: MODEL's training "
+                                                     f"run's, else ${DATA_ROOT_ENV} or ./datasets)")
     g.add_argument("--train-limit", type=int, default=0, help="use only the first N train samples (0 = all)")
     g.add_argument("--test-limit", type=int, default=0, help="use only the first N test samples (0 = all)")
     g.add_argument("--synthetic-seed", type=int, default=0, help="seed of the built-in synthetic data (default: the model's training "
@@ -83,18 +87,23 @@ def run(args) -> int:
         raise ConfigError("give the float network file to fine-tune: eventprop finetune MODEL --out RUN_DIR")
     config = None
     if args.out:
+        from ..network import load_network
+        trained = load_network(args.model).provenance.get("config") or {}   # the model's training run, if any
+        data = trained.get("data") or {}
+        dataset = args.dataset or data.get("dataset") or "synthetic"
+        data_root = args.data_root or (data.get("data_root") or None if dataset == data.get("dataset") else None)
         synthetic = {}
-        if args.dataset == "synthetic":   # the model's own synthetic set, as its training run made it
-            from ..network import load_network
-            synthetic = dict((load_network(args.model).provenance.get("config") or {}).get("synthetic") or {})
+        if dataset == "synthetic":   # the model's own synthetic set, as its training run made it
+            synthetic = dict(trained.get("synthetic") or {})
             synthetic.pop("dt", None), synthetic.pop("timesteps", None)
             if args.synthetic_seed:
                 synthetic["seed"] = args.synthetic_seed
         config = FinetuneConfig(model=args.model, weight_bits=args.weight_bits, scale=args.scale,
                                 calibration_samples=args.calibration_samples, clip=args.clip,
                                 epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
-                                lr=args.lr, seed=args.seed, dataset=args.dataset, data_root=args.data_root,
-                                synthetic=synthetic,
+                                lr=args.lr, seed=args.seed, dataset=dataset, data_root=data_root,
+                                synthetic=synthetic, valid_fraction=float(data.get("valid_fraction", 0.1)),
+                                valid_seed=int(data.get("valid_seed", 0)),
                                 train_limit=args.train_limit, test_limit=args.test_limit)
     log = (lambda *a, **k: None) if args.json else print
     try:
