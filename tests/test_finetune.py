@@ -213,3 +213,19 @@ def test_pipeline_finetune_stage(float_model, tmp_path):
     assert (out / "network.net").read_bytes() == (out / "finetune" / "network.net").read_bytes()
     assert stages["evaluate"]["info"]["emulator_accuracy"] == ft["emulator_test_accuracy"]
     assert ft["emulator_test_accuracy"] > ft["emulator_test_accuracy_before"]
+
+
+@pytest.mark.lava
+def test_finetuned_file_runs_identically_in_lava(float_model, tmp_path):
+    """The fine-tuned NetX file in Lava's fixed-point simulator: every readout voltage and hidden spike
+    equals the emulator's (which is what fine-tuning trained against and reports)."""
+    from netx_export.lava_runner import run_lava
+
+    finetune(config(float_model, epochs=2), tmp_path / "ft", progress=False, log=lambda *a, **k: None)
+    path = tmp_path / "ft" / "network.net"
+    test = load_dataset("synthetic", "test", dt=1.0, timesteps=100, synthetic=SyntheticConfig(**SMOKE_SYNTHETIC))
+    idx = np.arange(2)
+    lava = run_lava(path, test, indices=idx, progress=False, record_trace=True, record_hidden=True)
+    em = emulate(read_netx(path), test, indices=idx, record_trace=True, record_hidden=True)
+    np.testing.assert_array_equal(lava.readout_v, em.readout_v)
+    np.testing.assert_array_equal(lava.hidden_spikes, em.hidden_spikes)
