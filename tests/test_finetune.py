@@ -67,6 +67,24 @@ def test_forward_reproduces_the_emulator_bit_for_bit(seed, bits):
         np.testing.assert_array_equal(raster_of(fw, n, T, H), ref.hidden_spikes[n, :T])
 
 
+@pytest.mark.parametrize("bits", [2, 5, 8])
+def test_grid_round_trip_is_the_plain_export(bits):
+    """Epoch 0 of fine-tuning is exactly the quantizer's network (same rounding and saturation), and the
+    effective float weights of a fixed-point network quantize back to it."""
+    net, fx, _ = random_case(6, bits)
+    grid = Grid(fx, (1 - net.params.alpha) * net.params.i_scale)
+    shadow = grid.shadow_of(net)
+    grid.clamp(shadow)
+    again = grid.fixed(shadow)
+    for a, b in ((again.hidden.weight, fx.hidden.weight), (again.hidden.weight_rec, fx.hidden.weight_rec),
+                 (again.readout.weight, fx.readout.weight)):
+        np.testing.assert_array_equal(a, b)
+    eff = Network({k: v.astype(np.float32) for k, v in grid.effective_weights(fx).items()}, net.params)
+    back = grid.fixed(grid.shadow_of(eff))
+    np.testing.assert_array_equal(back.hidden.weight_rec, fx.hidden.weight_rec)
+    np.testing.assert_array_equal(back.readout.weight, fx.readout.weight)
+
+
 def test_jump_denominators_are_the_integer_state_in_float_units():
     """Recompute u and the pre-reset v of sample 0 step by step with the emulator's numpy pieces."""
     net, fx, data = random_case(4, 4)
