@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--data-root")
     p.add_argument("--bits", default="2,4")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", default="auto", help="Adam step in quantization levels; one value, or one per --bits "
                                                 "(default auto: finetune's default, 0.02 * 2^(bits - 2))")
     p.add_argument("--seed", type=int, default=0)

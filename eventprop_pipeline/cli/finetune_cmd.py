@@ -56,7 +56,7 @@ def register(sub) -> None:
                         "training samples)")
     p.add_argument("--calibration-samples", type=int, default=256, help="default 256")
     p.add_argument("--clip", action="store_true", help="clamp decays / thresholds Loihi cannot represent")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10; with --resume: a new total)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default 20; with --resume: a new total)")
     p.add_argument("--batch-size", type=int, default=32, help="samples per gradient step (default 32)")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam step in quantization levels (default 0.02 * 2^(B-2): 0.02 of a 2-bit level at "
@@ -100,7 +100,7 @@ def run(args) -> int:
                 synthetic["seed"] = args.synthetic_seed
         config = FinetuneConfig(model=args.model, weight_bits=args.weight_bits, scale=args.scale,
                                 calibration_samples=args.calibration_samples, clip=args.clip,
-                                epochs=10 if args.epochs is None else args.epochs, batch_size=args.batch_size,
+                                epochs=20 if args.epochs is None else args.epochs, batch_size=args.batch_size,
                                 lr=args.lr, seed=args.seed, dataset=dataset, data_root=data_root,
                                 synthetic=synthetic, valid_fraction=float(data.get("valid_fraction", 0.1)),
                                 valid_seed=int(data.get("valid_seed", 0)),

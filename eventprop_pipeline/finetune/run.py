@@ -58,7 +58,7 @@ class FinetuneConfig:
     weight_bits: int = 2
     scale: str = "calibrate"           # initial steps: calibrate (agreement with the float model) | percentile
     calibration_samples: int = 256
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 32
     lr: float | None = None            # Adam step in quantization levels; None: default_lr(weight_bits)
     adam_beta1: float = 0.9
