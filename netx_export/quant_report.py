@@ -43,6 +43,7 @@ class QuantizationReport:
     fixed_accuracy: float | None = None       # emulator, on the calibration set
     percentile_accuracy: float | None = None  # emulator accuracy of the percentile choice (calibrate only)
     agreement: float | None = None            # fraction of samples where float and fixed predict alike
+    percentile_agreement: float | None = None  # the same for the percentile choice
     score_error: float | None = None          # sum|fixed - float readout score| / sum|float score|
     percentile_score_error: float | None = None   # the same for the percentile choice
     criterion: str | None = None              # calibrate: how the candidates in `search` were ranked
@@ -86,7 +87,10 @@ class QuantizationReport:
             if self.percentile_accuracy is not None and self.strategy != "percentile":
                 acc.append(f"percentile choice {100 * self.percentile_accuracy:.2f}%")
             if self.agreement is not None:
-                acc.append(f"same prediction {100 * self.agreement:.2f}%")
+                line = f"agreement with float {100 * self.agreement:.2f}%"
+                if self.percentile_agreement is not None and self.strategy != "percentile":
+                    line += f" (percentile choice {100 * self.percentile_agreement:.2f}%)"
+                acc.append(line)
             rows.append(", ".join(acc))
             if self.score_error is not None:
                 line = f"readout score error vs float {100 * self.score_error:.2f}%"

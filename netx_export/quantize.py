@@ -14,12 +14,16 @@ Step strategies:
   percentile: q = 2^(floor(log2 p99 |w_s|) - (bits - 2)) (the reference exporter; weights beyond
               the bit range saturate, counted in the report);
   calibrate:  per layer, search q (any real value) around the percentile choice on a calibration
-              set, run with the bit-exact emulator. Candidates rank by (see SEARCH_CRITERION)
-              fixed-point accuracy, then agreement with the float predictions, then the readout
-              score error vs the float model (continuous, so it still ranks candidates when the
-              accuracy saturates; a step must beat the start clearly, not by noise), then the
-              weight error. The percentile choice is always a candidate and wins ties, so calibrate
-              never ranks below percentile on the calibration set.
+              set, run with the bit-exact emulator, for the most faithful conversion: candidates rank
+              by (see SEARCH_CRITERION) agreement with the float model's predictions, then the readout
+              score error vs the float model (continuous, so it still ranks candidates when agreement
+              saturates; a step must beat the start clearly, not by noise), then the weight error.
+              Label accuracy never ranks candidates (it is reported only): picking steps by accuracy
+              on labelled data can turn an under-trained model into a different, better-scoring
+              network, and "conversion loss" then no longer measures the conversion. The float
+              model's scores (or predictions) are passed in by the caller (this package runs no float
+              model). The percentile choice is always a candidate and wins ties, so calibrate never
+              agrees less with the float model than percentile on the calibration set.
 Values Loihi cannot represent at all (decays outside 12 bits, a threshold mantissa beyond 17 bits,
 weights outside the range at a step forced with `steps=`) raise QuantizationError unless
 clip=True, which clamps them and lists them in the report.
@@ -51,12 +55,12 @@ PERCENTILE = 99.0
 # fixed-point network -> readout scores (N, n_out) in float-model units, or predictions (N,) only
 Evaluate = Callable[[FixedPointNetwork], np.ndarray]
 SIGNIFICANCE = 2.0   # standard errors by which a candidate's score error must beat the search's start
-SEARCH_CRITERION = ("accuracy (higher first), then agreement with the float predictions (higher), "
-                    "then score_error = sum|fixed score - float score| / sum|float score| on the "
+SEARCH_CRITERION = ("agreement with the float model's predictions (higher first), then "
+                    "score_error = sum|fixed score - float score| / sum|float score| on the "
                     "calibration set (lower), counted only where it beats the layer search's start (the "
                     f"percentile step) by more than {SIGNIFICANCE:g} standard errors of the paired per-sample "
                     "difference (else the start wins), then the searched layer's relative RMS weight error "
-                    "(lower)")
+                    "(lower); label accuracy is reported, never ranked")
 
 
 class QuantizationError(PipelineError):
@@ -246,20 +250,18 @@ def clearly_lower(errors: np.ndarray, start: np.ndarray, k: float = SIGNIFICANCE
 
 class _Scorer:
     """Evaluates candidate steps once each (cached) and ranks them by SEARCH_CRITERION:
-    (accuracy, agreement, -score error if clearly below the start's, start first, -weight error)."""
+    (agreement, -score error if clearly below the start's, start first, -weight error)."""
 
     def __init__(self, net: Network, bits: int, clip: bool, evaluate: Evaluate, labels: np.ndarray,
-                 float_pred: np.ndarray, float_scores: np.ndarray | Callable[[], np.ndarray] | None):
+                 float_pred: np.ndarray | None, float_scores: np.ndarray | None):
         self.net, self.bits, self.clip, self.evaluate = net, bits, clip, evaluate
         self.labels, self.float_pred = labels, float_pred
-        self._float_scores = float_scores      # an array, or computed on first need
+        self._float_scores = float_scores
         self.sw = ScaledWeights.of(net)
         self.cache: dict[tuple[float, float], dict] = {}
         self.log: list[dict] = []
 
     def float_scores(self) -> np.ndarray | None:
-        if callable(self._float_scores):
-            self._float_scores = _checked_scores(self._float_scores(), self.labels, self.net, "float scores")
         return self._float_scores
 
     def result(self, steps: dict[str, float], layer: str | None = None) -> dict:
@@ -280,7 +282,8 @@ class _Scorer:
         reference = self.float_scores() if score is not None else None
         errors = sample_score_errors(score, reference) if reference is not None else None
         entry.update({"accuracy": float(np.mean(pred == self.labels)),
-                      "agreement": float(np.mean(pred == self.float_pred)),
+                      "agreement": (float(np.mean(pred == self.float_pred)) if self.float_pred is not None
+                                    else None),
                       "score_error": float(errors.mean()) if errors is not None else None,
                       "hidden_weight_error": _weight_error(built, self.sw, "hidden"),
                       "readout_weight_error": _weight_error(built, self.sw, "readout")})
@@ -295,7 +298,7 @@ class _Scorer:
         if "skipped" in r:
             return None
         if r["score_error"] is None or s["score_error"] is None:   # no scores: weight error decides
-            return (r["accuracy"], r["agreement"], 0.0, 0, -r[f"{layer}_weight_error"])
+            return (r["agreement"], 0.0, 0, -r[f"{layer}_weight_error"])
         is_start = r is s
         if is_start:
             score_error = r["score_error"]
@@ -307,7 +310,7 @@ class _Scorer:
                                                "std_error": std_error if math.isfinite(std_error) else None,
                                                "clearly_lower": clear})
             score_error = r["score_error"] if clear else max(r["score_error"], s["score_error"])
-        return (r["accuracy"], r["agreement"], -score_error, int(is_start), -r[f"{layer}_weight_error"])
+        return (r["agreement"], -score_error, int(is_start), -r[f"{layer}_weight_error"])
 
     def mark(self, steps: dict[str, float], flag: str) -> None:
         key = (float(steps["hidden"]), float(steps["readout"]))
@@ -349,12 +352,14 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
     """Quantize a float network to Loihi 2 fixed point.
 
     calibration: a SpikeDataset; required for strategy="calibrate", optional otherwise (then the
-    report gives float and fixed-point accuracy on it). evaluate: fixed-point network -> readout
-    scores (N, n_out) in float-model units, or predictions (N,), on the calibration set (default:
-    the bit-exact emulator's scores). float_scores / float_predictions: the float model's readout
-    scores / predictions on it (default: computed with the float model; float scores only when
-    evaluate gives scores, and the predictions default to their argmax). steps: force the step of
-    "hidden" and/or "readout" (weights beyond the range then need clip=True).
+    report gives the fixed-point accuracy on it, and agreement with the float model when its
+    scores/predictions are given). evaluate: fixed-point network -> readout scores (N, n_out) in
+    float-model units, or predictions (N,), on the calibration set (default: the bit-exact
+    emulator's scores). float_scores / float_predictions: the float model's readout scores /
+    predictions on the calibration set, computed by the caller (this package runs no float model);
+    calibrate needs at least one of them (the predictions default to the argmax of the scores;
+    without scores the score error cannot break ties). steps: force the step of "hidden" and/or
+    "readout" (weights beyond the range then need clip=True).
     """
     if strategy not in STRATEGIES:
         raise QuantizationError(f"unknown scale strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -379,17 +384,16 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
         labels = np.asarray(calibration.labels)
         if float_scores is not None:
             float_scores = _checked_scores(float_scores, labels, net, "float_scores")
-        elif float_predictions is None:
-            float_scores = _float_scores(net, calibration, batch_size)
-        if float_predictions is None:
-            float_predictions = np.argmax(float_scores, axis=1)
-        if np.shape(float_predictions) != (len(calibration),):
+            if float_predictions is None:
+                float_predictions = np.argmax(float_scores, axis=1)
+        if float_predictions is not None and np.shape(float_predictions) != (len(calibration),):
             raise QuantizationError(f"float_predictions has shape {np.shape(float_predictions)}, expected "
                                     f"({len(calibration)},) for the calibration set")
-        if float_scores is None:   # float predictions given: run the float model only if scores are needed
-            float_scores = lambda: _float_scores(net, calibration, batch_size)  # noqa: E731
+        if strategy == "calibrate" and float_predictions is None:
+            raise QuantizationError("strategy 'calibrate' matches the float model: pass its readout scores on the "
+                                    "calibration set as float_scores=... (or its predictions as float_predictions=...)")
         scorer = _Scorer(net, weight_bits, clip, evaluate or _emulator_evaluate(calibration, batch_size),
-                         labels, np.asarray(float_predictions), float_scores)
+                         labels, None if float_predictions is None else np.asarray(float_predictions), float_scores)
     if strategy == "calibrate":
         build(net, start, weight_bits, clip=clip, forced=forced)   # raises early on unrepresentable values
         chosen = calibrate_steps(scorer, start, [name for name in LAYERS if name not in forced])
@@ -413,12 +417,14 @@ def quantize(net: Network, *, weight_bits: int = 8, strategy: str = "percentile"
     if scorer is not None:
         chosen_result = scorer.result(chosen)
         report.n_calibration = len(scorer.labels)
-        report.float_accuracy = float(np.mean(scorer.float_pred == scorer.labels))
+        if scorer.float_pred is not None:
+            report.float_accuracy = float(np.mean(scorer.float_pred == scorer.labels))
         report.fixed_accuracy = chosen_result["accuracy"]
         report.agreement = chosen_result["agreement"]
         report.score_error = chosen_result["score_error"]
         if not forced:
             report.percentile_accuracy = scorer.result(start)["accuracy"]
+            report.percentile_agreement = scorer.result(start)["agreement"]
             report.percentile_score_error = scorer.result(start)["score_error"]
         if strategy == "calibrate":
             if not forced:
@@ -455,12 +461,6 @@ def _check_calibration(net: Network, data) -> None:
     if data.timesteps != net.params.timesteps:
         raise QuantizationError(f"calibration data {data.name}: {data.timesteps} time steps, "
                                 f"but the network runs {net.params.timesteps}")
-
-
-def _float_scores(net: Network, data, batch_size: int) -> np.ndarray:
-    from eventprop_pipeline.evaluation import evaluate_float   # torch, imported only when needed
-
-    return np.asarray(evaluate_float(net, data, batch_size=batch_size, device="cpu").score, np.float64)
 
 
 def _checked_scores(scores, labels: np.ndarray, net: Network, what: str) -> np.ndarray:

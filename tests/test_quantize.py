@@ -1,5 +1,6 @@
 """Quantizer: hand-computed decays, steps, thresholds and clipping; range errors; the u-wrap warning;
-conversion loss on the mlGeNN fixture (float model vs bit-exact emulator); calibrate >= percentile."""
+conversion loss on the mlGeNN fixture (float model vs bit-exact emulator); calibrate agrees with the
+float model at least as well as percentile, and ranks by agreement, never label accuracy."""
 from __future__ import annotations
 
 import json
@@ -174,6 +175,70 @@ def test_calibrate_search_with_an_injected_evaluator():
     assert fx.metadata["quantization"]["steps"]["hidden"] == fx.hidden.step
 
 
+def test_calibrate_maximises_agreement_not_label_accuracy():
+    """An under-trained float model predicts the right class on only half of the samples. At q_p / 2
+    the fixed-point network fits the labels (accuracy 100 %, agreement 50 %: a different network); at
+    q_p * 2 it reproduces the float model (accuracy 50 %, agreement 100 %). Ranking by accuracy would
+    pick q_p / 2; a faithful calibration picks q_p * 2, and the report gives both accuracies."""
+    net = small_net()
+    labels = np.arange(8) % 4
+    float_pred = np.where(np.arange(8) < 4, labels, (labels + 1) % 4)     # right on samples 0-3 only
+    wrong = (labels + 2) % 4                                                # agrees with neither
+
+    class Data:
+        n_channels, timesteps, name = 10, P.timesteps, "fake"
+        def __init__(self): self.labels = labels  # noqa: E704
+        def __len__(self): return len(labels)  # noqa: E704
+
+    q_p = 2.0 ** -8
+    fits_labels, fits_float = q_p / 2, q_p * 2
+
+    def evaluate(fx):
+        q = fx.hidden.step
+        if q == fits_labels:
+            return labels
+        if q == fits_float:
+            return float_pred
+        return np.where(np.arange(8) < 2, float_pred, wrong)               # agreement 25 %
+
+    fx, rep = quiet_quantize(net, strategy="calibrate", calibration=Data(), evaluate=evaluate,
+                             float_predictions=float_pred)
+    by_step = {e["hidden_step"]: e for e in rep.search if e["searched_layer"] == "hidden"}
+    assert (by_step[fits_labels]["accuracy"], by_step[fits_labels]["agreement"]) == (1.0, 0.5)
+    assert (by_step[fits_float]["accuracy"], by_step[fits_float]["agreement"]) == (0.5, 1.0)
+    assert fx.hidden.step == fits_float
+    assert (rep.agreement, rep.fixed_accuracy, rep.float_accuracy) == (1.0, 0.5, 0.5)
+    assert (rep.percentile_agreement, rep.percentile_accuracy) == (0.25, 0.25)   # samples 0, 1 right
+    table = rep.table()
+    assert "float 50.00%" in table and "fixed point (emulator) 50.00%" in table
+    assert "agreement with float 100.00% (percentile choice 25.00%)" in table
+    assert "never ranked" in rep.criterion
+
+
+def test_calibrate_needs_the_float_model_from_the_caller():
+    class Data:
+        n_channels, timesteps, name, labels = 10, P.timesteps, "fake", np.zeros(4, np.int64)
+        def __len__(self): return 4  # noqa: E704
+
+    with pytest.raises(QuantizationError, match="pass its readout scores on the calibration set as float_scores"):
+        quiet_quantize(small_net(), strategy="calibrate", calibration=Data(), evaluate=lambda fx: np.zeros(4, int))
+    # percentile with a calibration set but no float model: fixed-point accuracy only
+    _, rep = quiet_quantize(small_net(), calibration=Data(), evaluate=lambda fx: np.zeros(4, int))
+    assert rep.fixed_accuracy == 1.0 and rep.agreement is None and rep.float_accuracy is None
+
+
+def test_netx_export_runs_no_float_model():
+    """The deployment package must not import torch or the training code (the caller passes scores)."""
+    import subprocess
+    import sys
+    code = ("import sys, netx_export.quantize, netx_export.emulator; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('eventprop_pipeline.training', "
+            "'eventprop_pipeline.evaluation', 'eventprop_pipeline.eventprop', 'eventprop_pipeline.model'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_calibrate_skips_candidates_loihi_cannot_represent():
     # scaled 0.0012 -> q_p = 2^(-10 - 6), vThMant 65536; steps below q_p / 2 need vThMant >= 2^17.
     labels = np.zeros(4, np.int64)
@@ -193,7 +258,7 @@ def test_calibrate_skips_candidates_loihi_cannot_represent():
 def test_calibrate_ranks_by_readout_behaviour_before_weight_error():
     """Every candidate classifies the calibration set perfectly; the (fake) readout scores are closest to
     the float scores at q_p / sqrt(2), where the weight error is *larger* than at q_p. The behavioural
-    criterion wins; accuracy still comes first; with equal behaviour (readout) weight error decides."""
+    criterion wins; agreement still comes first; with equal behaviour (readout) weight error decides."""
     net = small_net()
     labels = np.arange(8) % 4
 
@@ -352,15 +417,22 @@ def test_fixture_8_bit_conversion_loss_is_tiny(tmp_path, fixture_net_and_data):
     assert "hidden" in rep.table() and "fixed point (emulator)" in rep.table()
 
 
+def float_scores_of(net, data):
+    from eventprop_pipeline.evaluation import evaluate_float
+    return evaluate_float(net, data, device="cpu").score
+
+
 def test_calibrate_never_worse_than_percentile(fixture_net_and_data):
     net, data = fixture_net_and_data
     calib = data.subset(range(12))
-    _, rep_p = quiet_quantize(net, weight_bits=3, calibration=calib)
-    _, rep_c = quiet_quantize(net, weight_bits=3, strategy="calibrate", calibration=calib)
+    scores = float_scores_of(net, calib)
+    _, rep_p = quiet_quantize(net, weight_bits=3, calibration=calib, float_scores=scores)
+    _, rep_c = quiet_quantize(net, weight_bits=3, strategy="calibrate", calibration=calib, float_scores=scores)
     assert rep_c.percentile_accuracy == rep_p.fixed_accuracy
+    assert rep_c.percentile_agreement == rep_p.agreement
     assert rep_c.percentile_score_error == rep_p.score_error
-    assert rep_c.fixed_accuracy >= rep_p.fixed_accuracy
-    key = lambda r: (r.fixed_accuracy, r.agreement, -r.score_error)  # noqa: E731
+    assert rep_c.agreement >= rep_p.agreement
+    key = lambda r: (r.agreement, -r.score_error)  # noqa: E731
     assert key(rep_c) >= key(rep_p)
     # Every candidate's criterion values are in the report; the chosen one is the best of its readout search.
     evaluated = [e for e in rep_c.search if "skipped" not in e]
@@ -369,15 +441,14 @@ def test_calibrate_never_worse_than_percentile(fixture_net_and_data):
         assert 0 <= e["accuracy"] <= 1 and 0 <= e["agreement"] <= 1 and math.isfinite(e["score_error"])
     chosen = [e for e in evaluated if e.get("chosen")]
     assert len(chosen) == 1 and chosen[0]["score_error"] == rep_c.score_error
-    # each move away from a search's start is justified by accuracy, agreement or a clear score gain
+    # each move away from a search's start is justified by agreement or a clear score gain
     for e in evaluated:
         if "vs_start" in e and (e.get("chosen") or e["searched_layer"] == "hidden" and
                                 e["hidden_step"] == chosen[0]["hidden_step"]):
             start = next(x for x in evaluated if (x["hidden_step"], x["readout_step"]) ==
                          (e["vs_start"]["start_hidden_step"], e["vs_start"]["start_readout_step"]))
-            assert (e["accuracy"], e["agreement"]) > (start["accuracy"], start["agreement"]) or \
-                (e["accuracy"], e["agreement"]) == (start["accuracy"], start["agreement"]) and \
-                e["vs_start"]["clearly_lower"]
+            assert e["agreement"] > start["agreement"] or \
+                e["agreement"] == start["agreement"] and e["vs_start"]["clearly_lower"]
             assert e["vs_start"]["score_error_diff"] == pytest.approx(e["score_error"] - start["score_error"])
 
 
@@ -388,8 +459,10 @@ def test_calibrate_8_bit_held_out_not_worse_than_percentile(fixture_net_and_data
 
     net, data = fixture_net_and_data
     calib, held_out = data.subset(range(64)), data.subset(range(64, 128))
-    _, rep = quiet_quantize(net, weight_bits=8, strategy="calibrate", calibration=calib)
+    _, rep = quiet_quantize(net, weight_bits=8, strategy="calibrate", calibration=calib,
+                            float_scores=float_scores_of(net, calib))
     assert rep.fixed_accuracy == rep.percentile_accuracy == 1.0          # accuracy cannot rank them
+    assert rep.agreement == rep.percentile_agreement == 1.0
     assert rep.score_error <= rep.percentile_score_error
     fx_c, _ = quiet_quantize(net, weight_bits=8, steps={"hidden": rep.layer("hidden").step,
                                                          "readout": rep.layer("readout").step}, clip=True)
@@ -421,7 +494,8 @@ def test_cli_export_percentile_and_calibrate(tmp_path, capsys, fixture_net_and_d
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads(rep_path.read_text())
     assert printed["strategy"] == saved["strategy"] == "calibrate" and saved["n_calibration"] == 4
-    assert saved["fixed_accuracy"] >= saved["percentile_accuracy"]
+    assert saved["agreement"] >= saved["percentile_agreement"]
+    assert saved["float_accuracy"] is not None and saved["fixed_accuracy"] is not None
     assert read_netx(out).hidden.weight_bits == 6
 
 
@@ -444,7 +518,8 @@ def test_calibration_provenance_travels_in_the_file(tmp_path, fixture_net_and_da
     calib = data.subset(range(8), name="shd_test.h5[0:8]")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UWrapWarning)
-        fx, _ = quantize(net, weight_bits=8, strategy="calibrate", calibration=calib)
+        fx, _ = quantize(net, weight_bits=8, strategy="calibrate", calibration=calib,
+                         float_scores=float_scores_of(net, calib))
     write_netx(fx, tmp_path / "n.net")
     meta = read_netx(tmp_path / "n.net").metadata["quantization"]
     assert meta["strategy"] == "calibrate"

@@ -17,10 +17,11 @@ DESCRIPTION = HELP + """.
 
 Weights get one step per layer (hidden: input and recurrent together):
   --scale percentile  the reference exporter's power of two from the 99th percentile of |w|
-  --scale calibrate   search each layer's step (emulator runs) for the best fixed-point accuracy, then the
-                      closest agreement with the float model's readout, on a
-                      calibration set (--dataset/--split/--limit; default split train, first 256 samples)
-With --dataset, the report also gives float vs fixed-point accuracy on that set.
+  --scale calibrate   search each layer's step (emulator runs) for the most faithful conversion: the most
+                      samples where the fixed-point network predicts what the float model predicts, then
+                      the closest readout scores; label accuracy never decides. On a calibration set
+                      (--dataset/--split/--limit; default split train, first 256 samples)
+With --dataset, the report also gives float and fixed-point accuracy and their agreement on that set.
 The report (table on stdout, JSON next to --out unless --report) lists steps, clipped weights,
 weight errors and warnings.
 
@@ -94,10 +95,15 @@ def run(args) -> int:
     if args.format == "nir":
         return run_nir(args, net, out)
     calibration = load_calibration(args, net.params)
+    float_scores = None
+    if calibration is not None:   # the float model's readout: what a faithful conversion reproduces
+        from ..evaluation import evaluate_float
+        float_scores = evaluate_float(net, calibration, batch_size=args.batch_size, device="cpu").score
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UWrapWarning)   # shown in the report instead
         fx, report = quantize(net, weight_bits=args.weight_bits, strategy=args.scale, calibration=calibration,
-                              clip=args.clip, batch_size=args.batch_size)
+                              clip=args.clip, batch_size=args.batch_size,
+                              float_scores=float_scores)
     fx.metadata["exported_from"] = str(args.model)
     write_netx(fx, out)
     rpath = report.save(report_path(args))

@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "eventprop_pipeline.cli.pipeline_cmd",
     "eventprop_pipeline.cli.compare_cmd",
     "eventprop_pipeline.cli.train_cmd",
+    "eventprop_pipeline.cli.finetune_cmd",
 )
 
 DESCRIPTION = """\
@@ -26,6 +27,7 @@ Train recurrent spiking networks with Eventprop and deploy them to Intel Loihi 2
 Typical flow:
   eventprop import-mlgenn CKPT_DIR --epoch 29 --out model.npz   # or: eventprop train ...
   eventprop evaluate model.npz --dataset shd --data-root datasets
+  eventprop finetune model.npz --weight-bits 2 --out runs/ft2  # recover few-bit accuracy
 Run `eventprop COMMAND --help` for the options of each command.
 """
 

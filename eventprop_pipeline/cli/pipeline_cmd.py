@@ -46,6 +46,9 @@ def register(sub) -> None:
     g.add_argument("--no-lava", action="store_true", help="skip the Lava check (recorded as skipped, never as passed)")
     g.add_argument("--sweep-bits", help="comma-separated weight bits for the accuracy-vs-bits figure (default 8,6,4,2)")
     g.add_argument("--sweep-samples", type=int, help="test samples used by the sweep (default: all)")
+    g.add_argument("--finetune-epochs", type=int,
+                   help="fine-tune the export with the fixed-point network in the loop for this many epochs "
+                        "(eventprop finetune; default 0 = off)")
     g.add_argument("--device", help="float model / training device: cpu, cuda or auto")
     d = p.add_argument_group("data (override the config's [data] section; needed with --model/--mlgenn "
                              "unless the config names the data)")
@@ -82,7 +85,7 @@ def build_run(args):
     deploy_over = {"weight_bits": args.weight_bits, "scale": args.scale, "clip": args.clip,
                    "lava_samples": args.lava_samples, "sweep_bits": _sweep_bits(args.sweep_bits),
                    "sweep_samples": args.sweep_samples, "device": args.device,
-                   "lava": False if args.no_lava else None}
+                   "lava": False if args.no_lava else None, "finetune_epochs": args.finetune_epochs}
     train_cfg, deploy = load_pipeline_config(args.config, train_over, deploy_over)
     data = data_spec_from_train_config(train_cfg)
     data = dataclasses.replace(data, **{k: v for k, v in (("split", args.split), ("limit", args.limit)) if v is not None})

@@ -69,6 +69,8 @@ class DeployOptions:
     device: str = "auto"               # float model: cpu, cuda or auto
     inspect_sample: int = 0            # test sample shown in the raster / trace figures
     latency_samples: int = 8           # batch-1 float latency measurement
+    finetune_epochs: int = 0           # > 0: fine-tune with the fixed-point network in the loop (docs/finetune.md)
+    finetune_lr: float = 0.0           # its Adam step, in quantization levels (0: 0.02 * 2^(weight_bits - 2))
 
     def __post_init__(self):
         if not isinstance(self.weight_bits, int) or not 1 <= self.weight_bits <= 8:
@@ -83,6 +85,10 @@ class DeployOptions:
             if not isinstance(value, int) or value < (0 if name in ("lava_samples", "inspect_sample") else 1):
                 raise ConfigError(f"{name} must be a {'non-negative' if name in ('lava_samples', 'inspect_sample') else 'positive'} "
                                   f"integer, got {value!r}")
+        if not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0:
+            raise ConfigError(f"finetune_epochs must be a non-negative integer, got {self.finetune_epochs!r}")
+        if not isinstance(self.finetune_lr, (int, float)) or not self.finetune_lr >= 0:
+            raise ConfigError(f"finetune_lr must be a number >= 0 (0: the default), got {self.finetune_lr!r}")
         if self.sweep_samples is not None and (not isinstance(self.sweep_samples, int) or self.sweep_samples < 1):
             raise ConfigError(f"sweep_samples must be a positive integer, got {self.sweep_samples!r}")
 

@@ -53,7 +53,9 @@ def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
              "calibration": {"samples": d.calibration_samples, "data": data} if d.scale != "percentile" else None}
     return {
         "model": lambda: fingerprint({"source": src, "train_config": st.to_jsonable(ctx.train_config)}),
-        "export": lambda: fingerprint({"in": manifest.output_hashes("model"), "bits": d.weight_bits, **quant}),
+        "export": lambda: fingerprint({"in": manifest.output_hashes("model"), "bits": d.weight_bits, **quant,
+                                       **({"finetune": {"epochs": d.finetune_epochs, "lr": d.finetune_lr,
+                                                        "data": data}} if d.finetune_epochs else {})}),
         "evaluate": lambda: fingerprint({"in": manifest.output_hashes("model", "export"), "data": data,
                                          "batch_size": d.batch_size, "device": d.device,
                                          "inspect": d.inspect_sample, "latency": d.latency_samples}),

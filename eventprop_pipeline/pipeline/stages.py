@@ -107,8 +107,8 @@ def stage_model(ctx: RunContext):
 def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
     """-> (FixedPointNetwork, QuantizationReport, [warning messages]); warnings are logged, not printed twice.
 
-    scale "auto" calibrates on the training split when there is one (it is usually several points
-    more accurate than "percentile" on small networks), else falls back to "percentile", saying so."""
+    scale "auto" calibrates on the training split when there is one (steps chosen to agree with the
+    float model's predictions there), else falls back to "percentile", saying so."""
     from netx_export.quantize import quantize
 
     scale, calibration, notes = ctx.deploy.scale, None, []
@@ -122,9 +122,10 @@ def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
             scale = "percentile"
             notes.append(f"scale auto: no training split to calibrate on, using percentile ({exc})")
     float_scores = None
-    if calibration is not None:   # the float side of the calibration search, on the pipeline's device
+    if calibration is not None:   # the float model's readout: what a faithful conversion reproduces
         from ..evaluation import evaluate_float
-        float_scores = evaluate_float(net, calibration, device=ctx.deploy.device).score.astype(np.float64)
+        float_scores = evaluate_float(net, calibration, batch_size=ctx.deploy.batch_size,
+                                      device=ctx.deploy.device).score.astype(np.float64)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fx, report = quantize(net, weight_bits=weight_bits, strategy=scale, calibration=calibration,
@@ -141,6 +142,9 @@ def stage_export(ctx: RunContext):
     for message in caught:
         ctx.log(f"  warning: {message}")
     fx.metadata["exported_from"] = str(ctx.path(MODEL_FILE))
+    finetuned = None
+    if ctx.deploy.finetune_epochs > 0:
+        fx, finetuned = finetune_export(ctx, fx.metadata["quantization"]["strategy"])
     write_netx(fx, ctx.path(NETX_FILE))
     from ..nir_io import write_nir
     write_nir(net, ctx.path(NIR_FILE))
@@ -150,7 +154,32 @@ def stage_export(ctx: RunContext):
             "steps": {"hidden": fx.hidden.step, "readout": fx.readout.step},
             "vth_mant": fx.hidden.vth_mant, "i_decay": fx.hidden.i_decay, "v_decay": fx.hidden.v_decay,
             "warnings": caught}
+    if finetuned is not None:
+        info["finetune"] = finetuned
     return {"network": NETX_FILE, "nir": NIR_FILE, "quantization": QUANT_REPORT_FILE}, info
+
+
+def finetune_export(ctx: RunContext, scale: str):
+    """[pipeline] finetune_epochs > 0: fine-tune the export with the fixed-point network in the loop
+    (eventprop finetune, in RUN_DIR/finetune, resumed if interrupted) on the training split; the
+    fine-tuned network replaces the plain export. quantization.json still describes the plain export."""
+    from netx_export.hdf5_io import read_netx
+
+    from ..finetune import FinetuneConfig, finetune
+
+    d, ft_dir = ctx.data, ctx.path("finetune")
+    cfg = FinetuneConfig(model=str(ctx.path(MODEL_FILE)), weight_bits=ctx.deploy.weight_bits, scale=scale,
+                         calibration_samples=ctx.deploy.calibration_samples, clip=ctx.deploy.clip,
+                         epochs=ctx.deploy.finetune_epochs, lr=float(ctx.deploy.finetune_lr) or None, dataset=d.dataset,
+                         data_root=d.data_root, synthetic=dict(d.synthetic), test_split=d.split,
+                         test_limit=d.limit or 0)
+    resume = (ft_dir / "checkpoint.npz").is_file() and (ft_dir / "initial.net").is_file()
+    if resume:
+        import json
+        stored = json.loads((ft_dir / "config.json").read_text()) if (ft_dir / "config.json").is_file() else {}
+        resume = stored == json.loads(cfg.to_json())
+    summary = finetune(cfg, ft_dir, resume=resume, force=not resume, progress=ctx.progress, log=ctx.log)
+    return read_netx(ft_dir / "network.net"), summary.to_dict()
 
 
 # --- stage 3: float and emulator on the whole test split -------------------------------------------

@@ -205,7 +205,8 @@ def _quantization_table(q: dict) -> str:
     cols = [c for c in QUANT_COLUMNS if any(c in r for r in layers)]
     fmt = (lambda v: f"{v:.4g}" if isinstance(v, float) else str(v))
     text = markdown_table(cols, [[fmt(r.get(c, "")) for c in cols] for r in layers])
-    extra = {k: q[k] for k in ("strategy", "clip", "float_accuracy", "fixed_accuracy", "agreement")
+    extra = {k: q[k] for k in ("strategy", "clip", "n_calibration", "float_accuracy", "fixed_accuracy",
+                                 "agreement", "percentile_agreement")
              if q.get(k) is not None}
     return text + "\n\n" + ", ".join(f"{k}: {fmt(v)}" for k, v in extra.items()) + " (all fields: `quantization.json`)"
 
