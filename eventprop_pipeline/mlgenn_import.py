@@ -27,9 +27,18 @@ def _load_flat(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise NetworkFileError(f"{path}: not a readable .npy file (truncated or corrupt?): {exc}") from None
+        raise NetworkFileError(f"{path}: not a readable .npy file (truncated or corrupt?): "
+                               f"{' '.join(str(exc).split())}") from None
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise NetworkFileError(f"{path}: an .npz archive, not a single .npy weight array")
     if not np.issubdtype(arr.dtype, np.floating):
         raise NetworkFileError(f"{path}: dtype {arr.dtype}, expected float32 weights")
+    if arr.size == 0:
+        raise NetworkFileError(f"{path}: empty weight array (0 values)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise NetworkFileError(f"{path}: {int(bad.sum())} NaN/inf weights")
     return arr.reshape(-1).astype(np.float32)
 
 
@@ -37,6 +46,8 @@ def import_mlgenn(directory, epoch, *, connections: dict | None = None, params: 
                   ) -> Network:
     """Read the three weight files of `epoch` and infer the layer sizes from their lengths."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NetworkFileError(f"{directory}: is a file; give the mlGeNN checkpoint folder that holds it")
     if not directory.is_dir():
         raise NetworkFileError(f"{directory}: mlGeNN checkpoint folder not found")
     names = {**DEFAULT_CONNECTIONS, **(connections or {})}

@@ -7,16 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_text
+from .atomic import atomic_write_text, save_npz
 from .errors import RunDirError
 
 
 def save_arrays(path, **arrays) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-    return path
+    return save_npz(path, compressed=True, **arrays)
 
 
 def load_arrays(path) -> dict[str, np.ndarray]:
@@ -24,7 +21,10 @@ def load_arrays(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as npz:
             return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise RunDirError(f"{path}: unreadable result file (truncated or corrupt?): {exc}") from None
