@@ -36,9 +36,6 @@ def _load_flat(path: Path) -> np.ndarray:
         raise NetworkFileError(f"{path}: dtype {arr.dtype}, expected float32 weights")
     if arr.size == 0:
         raise NetworkFileError(f"{path}: empty weight array (0 values)")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise NetworkFileError(f"{path}: {int(bad.sum())} NaN/inf weights")
     return arr.reshape(-1).astype(np.float32)
 
 

@@ -151,5 +151,5 @@ def _check_range(values: np.ndarray, n: int, path: Path, what: str, of: str, sam
     bad = np.nonzero((values < 0) | (values >= n))[0]
     if len(bad):
         i = int(bad[0])
-        raise DataError(f"{path}: {what} {int(values[i])} (sample {int(sample_of[i])}) out of range: "
+        raise DataError(f"{path}: {what} {int(values[i])} out of range (sample {int(sample_of[i])}): "
                         f"expected 0..{n - 1} for {n} {of}")
