@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from ..errors import Interrupted, PipelineError
-from ..interrupts import ignore_further_interrupts, restored_sigint_handler
+from ..interrupts import ignore_further_interrupts, handling_interrupts
 from .common import check_common_options
 
 SUBCOMMAND_MODULES = (
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    with restored_sigint_handler():
+    with handling_interrupts():
         try:
             return _main(argv)
         except KeyboardInterrupt:    # a second Ctrl-C while the first was being handled
