@@ -17,6 +17,20 @@ from .errors import OutputWriteError
 
 TEMP_SUFFIX = ".tmp"
 TEMP_GLOB = f".*{TEMP_SUFFIX}"
+STALE_SECONDS = 3600   # a temporary file of the same target older than this was left by a kill
+
+
+def remove_stale_siblings(path: Path) -> None:
+    """Delete `.NAME.*.tmp` files of this very target left by a killed write (outside run folders,
+    which clean up when they are opened); recent ones may belong to a writer still running."""
+    import glob
+    import time
+
+    cutoff = time.time() - STALE_SECONDS
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if old.is_file() and old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def _write_error(path: Path, exc: OSError) -> OutputWriteError:
@@ -32,6 +46,7 @@ def atomic_path(path: str | os.PathLike):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_siblings(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions

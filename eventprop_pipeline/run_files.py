@@ -41,8 +41,8 @@ def load_json(path) -> dict:
     if not path.is_file():
         raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:   # ValueError: invalid JSON or UTF-8
         raise RunDirError(f"{path}: unreadable JSON result ({exc})") from None
 
 

@@ -380,3 +380,38 @@ def test_hand_edited_checkpoint_is_named(tmp_path, capsys):
     np.savez(run / "checkpoint.npz", **c)
     err = one_line_error(capsys, ["train", "--resume", run])
     assert "state 'epoch' is '3'" in err and str(run / "checkpoint.npz") in err
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("stages.json", b'{"version": 1, "stages": {"model": \xff}}', "unreadable stage manifest"),
+    ("stages.json", b'{"version": 1, "stages": {"model": {"outputs": {"m": 3}}}}', "malformed record"),
+    (".eventprop-run.json", b'{"tool": "other"}', "not an eventprop run marker"),
+    (".eventprop-run.json", b'\xff\xfe', "unreadable run marker"),
+])
+def test_damaged_run_folder_files_are_named(tmp_path, capsys, name, content, words):
+    from eventprop_pipeline.run_folder import RunFolder
+    run = tmp_path / "run"
+    with RunFolder(run, "pipeline", mode="new"):
+        pass
+    (run / name).write_bytes(content)
+    model = tmp_path / "m.npz"
+    Network.initialise(700, 4, 20, params=ModelParams(timesteps=T), seed=0).save(model)
+    before = {p.name: sha(p) for p in run.iterdir() if p.name != ".eventprop.lock"}
+    err = one_line_error(capsys, ["pipeline", "--model", model, "--out", run, "--resume", "--no-lava"])
+    assert words in err and str(run / name) in err
+    assert {p.name: sha(p) for p in run.iterdir() if p.name != ".eventprop.lock"} == before
+
+
+def test_a_killed_write_of_a_plain_output_is_cleaned_up_by_the_next_write(tmp_path):
+    from eventprop_pipeline.atomic import STALE_SECONDS, atomic_write_text
+    out = tmp_path / "report.json"
+    old, recent, other = (tmp_path / ".report.json.k1.tmp", tmp_path / ".report.json.k2.tmp",
+                          tmp_path / ".other.json.k3.tmp")
+    for p in (old, recent, other):
+        p.write_bytes(b"\0" * 10)
+    stale = time.time() - STALE_SECONDS - 60
+    os.utime(old, (stale, stale))
+    os.utime(other, (stale, stale))
+    atomic_write_text(out, "{}")
+    assert out.read_text() == "{}"
+    assert not old.exists() and recent.exists() and other.exists()   # only this target's old leftovers
