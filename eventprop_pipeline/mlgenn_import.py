@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import NetworkFileError
 from .network import Network
+from .npz_read import read_npy
 from .params import ModelParams
 from .provenance import utc_now
 
@@ -24,14 +25,7 @@ def _load_flat(path: Path) -> np.ndarray:
         siblings = sorted(p.name for p in path.parent.glob("*-g.npy"))[:6]
         hint = f" (files present: {', '.join(siblings)})" if siblings else " (no *-g.npy files in that folder)"
         raise NetworkFileError(f"{path}: mlGeNN weight file not found{hint}; check --epoch and the connection names")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise NetworkFileError(f"{path}: not a readable .npy file (truncated or corrupt?): "
-                               f"{' '.join(str(exc).split())}") from None
-    if not isinstance(arr, np.ndarray):
-        arr.close()
-        raise NetworkFileError(f"{path}: an .npz archive, not a single .npy weight array")
+    arr = read_npy(path, NetworkFileError, ".npy file")
     if not np.issubdtype(arr.dtype, np.floating):
         raise NetworkFileError(f"{path}: dtype {arr.dtype}, expected float32 weights")
     if arr.size == 0:

@@ -16,6 +16,7 @@ import numpy as np
 from .atomic import save_npz
 from .errors import ConfigError, NetworkFileError
 from .memory_check import check_memory_for_timesteps
+from .npz_read import read_npz
 from .params import ModelParams
 from .provenance import utc_now
 
@@ -116,8 +117,6 @@ NETX_SUFFIXES = (".h5", ".hdf5", ".net")
 
 def check_network_file(path) -> None:
     """Missing, a folder, empty, or a NetX name that is not HDF5: one clear NetworkFileError."""
-    import zipfile as _zip
-
     import h5py
 
     path = Path(path)
@@ -131,7 +130,7 @@ def check_network_file(path) -> None:
         size = path.stat().st_size
         if size == 0:
             raise NetworkFileError(f"{path}: empty file (0 bytes; an interrupted copy or export?); re-create it")
-        if path.suffix.lower() in NETX_SUFFIXES and not h5py.is_hdf5(path) and not _zip.is_zipfile(path):
+        if path.suffix.lower() in NETX_SUFFIXES and not h5py.is_hdf5(path) and not zipfile.is_zipfile(path):
             raise NetworkFileError(f"{path}: not an HDF5 file ({size} bytes, truncated or corrupt?); "
                                    f"re-export it with `eventprop export`")
     except OSError as exc:
@@ -142,15 +141,8 @@ def load_network(path) -> Network:
     """Load and validate a network file; every problem is a NetworkFileError naming the file."""
     path = Path(path)
     check_network_file(path)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise NetworkFileError(f"{path}: a single .npy array, not a network .npz file (for mlGeNN weight "
-                                   f"files use `eventprop import-mlgenn`)")
-        with loaded as npz:
-            contents = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise NetworkFileError(f"{path}: not a readable network .npz file (truncated or corrupt?): {exc}") from None
+    contents = read_npz(path, NetworkFileError, "network .npz file (for mlGeNN weight files use "
+                        "`eventprop import-mlgenn`)")
     if METADATA_KEY not in contents:
         raise NetworkFileError(f"{path}: missing '{METADATA_KEY}' entry; not an eventprop network file")
     try:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import atomic_write_text, save_npz
 from .errors import RunDirError
+from .npz_read import read_npz
 
 
 def save_arrays(path, **arrays) -> Path:
@@ -20,14 +20,7 @@ def load_arrays(path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with loaded as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable result file (truncated or corrupt?): {exc}") from None
+    return read_npz(path, RunDirError, "result file")
 
 
 def save_json(path, obj) -> Path:

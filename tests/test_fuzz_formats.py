@@ -141,11 +141,12 @@ def _write_npz(path: Path, entries: dict) -> None:
         np.savez(fh, **entries)
 
 
-npz_edit = st.one_of(
+metadata_edit = st.tuples(st.just("metadata"), st.sampled_from(
+    ["format", "format_version", "sizes", "params", "provenance", "params.timesteps", "params.dt",
+     "params.tau_mem", "params.readout", "params.extra"]), json_values)
+npz_edit = st.one_of(   # the metadata branch is listed twice: most hand edits happen there
     st.tuples(st.just("bytes"), st.sampled_from(["truncate", "flip"]), byte_edits),
-    st.tuples(st.just("metadata"), st.sampled_from(["format", "format_version", "sizes", "params", "provenance",
-                                                    "params.timesteps", "params.dt", "params.tau_mem",
-                                                    "params.readout", "params.extra"]), json_values),
+    metadata_edit, metadata_edit,
     st.tuples(st.just("array"), st.sampled_from(["input_hidden", "hidden_hidden", "hidden_output", "metadata",
                                                  "other"]), arrays),
     st.tuples(st.just("drop"), st.sampled_from(["input_hidden", "hidden_hidden", "hidden_output", "metadata"]),
@@ -173,7 +174,7 @@ def corrupt_network(src: Path, dst: Path, edit) -> None:
     _write_npz(dst, entries)
 
 
-@FUZZ
+@settings(FUZZ, max_examples=50)
 @given(edit=npz_edit)
 def test_fuzz_network_npz(work, edit):
     from eventprop_pipeline.network import load_network

@@ -15,6 +15,7 @@ import numpy as np
 from ..atomic import save_npz
 from ..errors import PipelineError
 from ..network import WEIGHT_NAMES
+from ..npz_read import read_npz
 from .adam import AdamState
 
 FORMAT = "eventprop-train-checkpoint"
@@ -52,11 +53,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here; is this a training run folder?")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with loaded as npz:
-            c = {k: npz[k] for k in npz.files}
+        c = read_npz(path, CheckpointError, "training checkpoint")
         state = json.loads(str(c["state"]))
         get = (lambda prefix: {n: c[f"{prefix}/{n}"] for n in WEIGHT_NAMES})
         weights, best = get("weights"), get("best")
