@@ -121,15 +121,16 @@ def read_netx(path) -> FixedPointNetwork:
         raise NetxFileError(f"{path}: NetX file not found")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetxFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:
+        raise NetxFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): "
+                            f"{' '.join(str(exc).split())}") from None
     try:
         with f:
             fxnet = _read_open(f, path)
     except NetxFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise NetxFileError(f"{path}: unreadable NetX file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:   # h5py raises OSError, RuntimeError, KeyError, ... on damaged files
+        raise NetxFileError(f"{path}: unreadable NetX file (truncated or corrupt?): {' '.join(str(exc).split())}") from None
     validate_network(fxnet, source=str(path))
     return fxnet
 

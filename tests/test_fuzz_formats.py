@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -34,8 +35,11 @@ from eventprop_pipeline.errors import PipelineError
 from eventprop_pipeline.network import Network
 from eventprop_pipeline.params import ModelParams
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# CI: 150 derandomized examples per format (~40 s in all). A longer random search:
+#   FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 pytest tests/test_fuzz_formats.py
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_RANDOM"),
+                database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 T = 20   # time steps of the fuzzed networks (small: every example runs the CLI)
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def corrupt_network(src: Path, dst: Path, edit) -> None:
     _write_npz(dst, entries)
 
 
-@settings(FUZZ, max_examples=50)
+@FUZZ
 @given(edit=npz_edit)
 def test_fuzz_network_npz(work, edit):
     from eventprop_pipeline.network import load_network
@@ -435,7 +439,7 @@ mlgenn_file = st.one_of(
 )
 
 
-@settings(FUZZ, max_examples=60)
+@FUZZ
 @given(files=st.tuples(mlgenn_file, mlgenn_file, mlgenn_file))
 def test_fuzz_mlgenn_folder(work, files):
     from eventprop_pipeline.mlgenn_import import import_mlgenn

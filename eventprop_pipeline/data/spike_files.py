@@ -64,8 +64,8 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
             raw_labels = np.asarray(f["labels"][sel])
     except DataError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:   # h5py raises OSError, RuntimeError, KeyError, ... on damaged files
+        raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {' '.join(str(exc).split())}") from None
     labels = _integer_values(raw_labels, path, "labels")
     if labels.ndim != 1:
         raise DataError(f"{path}: labels has shape {labels.shape}, expected one label per sample (1-D)")
