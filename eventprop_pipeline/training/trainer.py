@@ -174,67 +174,76 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     device = resolve_device(cfg.device)
     data = load_run_data(cfg)
     with RunFolder(run_dir, "training", mode="resume" if resume else "force", legacy=(CHECKPOINT,)):
-        if not resume:
-            _prepare_run_dir(run_dir, force)
-        params = cfg.network.model_params()
-        n_in, n_out = data.train.n_channels, data.train.n_classes
+        return _train_in_folder(cfg, data, device, run_dir, ckpt if resume else None, force, progress,
+                                max_epochs_this_call, log, started)
 
-        if resume:
-            net = Network(ckpt.weights, params)
-            run = _Run(net, ckpt.adam, LRSchedule.from_dict(ckpt.state["schedule"]), ckpt.best_weights,
-                       ckpt.state["epoch"], ckpt.state["best_epoch"], ckpt.state["best_valid_accuracy"],
-                       ckpt.state["history"])
-            if net.n_input != n_in or net.n_output != n_out:
-                raise ConfigError(f"{run_dir}: the checkpoint's network is {net.n_input} -> {net.n_output}, "
-                                  f"but the data has {n_in} channels and {n_out} classes")
-            rewrite_metrics(run_dir, run.history)
-            log(f"resuming {run_dir} after epoch {run.epoch} of {cfg.optim.epochs}")
-        else:
-            net = Network.initialise(n_in, cfg.network.hidden, n_out, params=params, seed=cfg.seed, init=cfg.network.init())
-            run = _Run(net, AdamState.zeros_like(net.weights), LRSchedule.from_optim(cfg.optim),
-                       {k: v.copy() for k, v in net.weights.items()}, 0, 0, float("-inf"), [])
-            save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
-        atomic_write_text(run_dir / CONFIG_FILE, cfg.to_json() + "\n")
-        log(f"training {n_in} -> {cfg.network.hidden} (recurrent) -> {n_out} on {cfg.data.dataset}: "
-            f"{len(data.train)} train, {len(data.valid)} validation ({data.valid_source}), {len(data.test)} test; "
-            f"device {device}")
 
-        epochs_run, saved_epoch = 0, run.epoch
-        test_accuracy = None
-        try:
-            while run.epoch < cfg.optim.epochs:
-                if max_epochs_this_call is not None and epochs_run >= max_epochs_this_call:
-                    break
-                _train_epoch(run, cfg, data, device, progress, log)
-                save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))   # alone enough to resume
-                saved_epoch = run.epoch
-                _save_epoch_files(run, cfg, data, run_dir)
-                epochs_run += 1
-            finished = run.epoch >= cfg.optim.epochs
-            if finished:
-                from ..evaluation import evaluate_float
-                best = Network(run.best_weights, params)
-                test_accuracy = evaluate_float(best, data.test, batch_size=cfg.eval_batch_size, device=device,
-                                               progress=progress).accuracy
-                log(f"test accuracy of best.npz (epoch {run.best_epoch}): {100 * test_accuracy:.2f}% "
-                    f"on {len(data.test)} samples")
-        except KeyboardInterrupt:
-            ignore_further_interrupts()
-            doing = (f"during epoch {saved_epoch + 1}" if saved_epoch < cfg.optim.epochs
-                     else "while evaluating the test set")
-            raise TrainingInterrupted(
-                f"interrupted {doing}; {run_dir / CHECKPOINT} holds epoch {saved_epoch}. "
-                f"Continue with: eventprop train --resume {run_dir}") from None
-        last = run.history[-1] if run.history else {}
-        summary = TrainSummary(
-            run_dir=str(run_dir), epochs_completed=run.epoch, epochs_planned=cfg.optim.epochs, finished=finished,
-            best_epoch=run.best_epoch, best_valid_accuracy=run.best_valid_accuracy, test_accuracy=test_accuracy,
-            final_train_loss=last.get("train_loss"), final_train_accuracy=last.get("train_accuracy"),
-            n_train=len(data.train), n_valid=len(data.valid), n_test=len(data.test), valid_source=data.valid_source,
-            seconds=time.perf_counter() - started, best_path=str(run_dir / BEST), last_path=str(run_dir / LAST))
+def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path, ckpt: Checkpoint | None,
+                     force: bool, progress: bool, max_epochs_this_call: int | None, log, started: float
+                     ) -> TrainSummary:
+    """train() once the run folder is claimed (locked); ckpt is the checkpoint to resume from."""
+    resume = ckpt is not None
+    if not resume:
+        _prepare_run_dir(run_dir, force)
+    params = cfg.network.model_params()
+    n_in, n_out = data.train.n_channels, data.train.n_classes
+
+    if resume:
+        net = Network(ckpt.weights, params)
+        run = _Run(net, ckpt.adam, LRSchedule.from_dict(ckpt.state["schedule"]), ckpt.best_weights,
+                   ckpt.state["epoch"], ckpt.state["best_epoch"], ckpt.state["best_valid_accuracy"],
+                   ckpt.state["history"])
+        if net.n_input != n_in or net.n_output != n_out:
+            raise ConfigError(f"{run_dir}: the checkpoint's network is {net.n_input} -> {net.n_output}, "
+                              f"but the data has {n_in} channels and {n_out} classes")
+        rewrite_metrics(run_dir, run.history)
+        log(f"resuming {run_dir} after epoch {run.epoch} of {cfg.optim.epochs}")
+    else:
+        net = Network.initialise(n_in, cfg.network.hidden, n_out, params=params, seed=cfg.seed, init=cfg.network.init())
+        run = _Run(net, AdamState.zeros_like(net.weights), LRSchedule.from_optim(cfg.optim),
+                   {k: v.copy() for k, v in net.weights.items()}, 0, 0, float("-inf"), [])
+        save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
+    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_json() + "\n")
+    log(f"training {n_in} -> {cfg.network.hidden} (recurrent) -> {n_out} on {cfg.data.dataset}: "
+        f"{len(data.train)} train, {len(data.valid)} validation ({data.valid_source}), {len(data.test)} test; "
+        f"device {device}")
+
+    epochs_run, saved_epoch = 0, run.epoch
+    test_accuracy = None
+    try:
+        while run.epoch < cfg.optim.epochs:
+            if max_epochs_this_call is not None and epochs_run >= max_epochs_this_call:
+                break
+            _train_epoch(run, cfg, data, device, progress, log)
+            save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))   # alone enough to resume
+            saved_epoch = run.epoch
+            _save_epoch_files(run, cfg, data, run_dir)
+            epochs_run += 1
+        finished = run.epoch >= cfg.optim.epochs
         if finished:
-            atomic_write_text(run_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, sort_keys=True) + "\n")
-        return summary
+            from ..evaluation import evaluate_float
+            best = Network(run.best_weights, params)
+            test_accuracy = evaluate_float(best, data.test, batch_size=cfg.eval_batch_size, device=device,
+                                           progress=progress).accuracy
+            log(f"test accuracy of best.npz (epoch {run.best_epoch}): {100 * test_accuracy:.2f}% "
+                f"on {len(data.test)} samples")
+    except KeyboardInterrupt:
+        ignore_further_interrupts()
+        doing = (f"during epoch {saved_epoch + 1}" if saved_epoch < cfg.optim.epochs
+                 else "while evaluating the test set")
+        raise TrainingInterrupted(
+            f"interrupted {doing}; {run_dir / CHECKPOINT} holds epoch {saved_epoch}. "
+            f"Continue with: eventprop train --resume {run_dir}") from None
+    last = run.history[-1] if run.history else {}
+    summary = TrainSummary(
+        run_dir=str(run_dir), epochs_completed=run.epoch, epochs_planned=cfg.optim.epochs, finished=finished,
+        best_epoch=run.best_epoch, best_valid_accuracy=run.best_valid_accuracy, test_accuracy=test_accuracy,
+        final_train_loss=last.get("train_loss"), final_train_accuracy=last.get("train_accuracy"),
+        n_train=len(data.train), n_valid=len(data.valid), n_test=len(data.test), valid_source=data.valid_source,
+        seconds=time.perf_counter() - started, best_path=str(run_dir / BEST), last_path=str(run_dir / LAST))
+    if finished:
+        atomic_write_text(run_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, sort_keys=True) + "\n")
+    return summary
 
 
 def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progress: bool, log) -> None:
