@@ -415,3 +415,11 @@ def test_a_killed_write_of_a_plain_output_is_cleaned_up_by_the_next_write(tmp_pa
     atomic_write_text(out, "{}")
     assert out.read_text() == "{}"
     assert not old.exists() and recent.exists() and other.exists()   # only this target's old leftovers
+
+
+def test_a_bad_config_value_is_named_even_when_an_option_overrides_it(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('device = "gpu"\n[optim]\nepochs = 0\n')
+    err = one_line_error(capsys, ["train", "--config", cfg, "--device", "cpu", "--epochs", "1",
+                                  "--out", tmp_path / "r"])
+    assert str(cfg) in err and ("'gpu'" in err or "epochs = 0" in err) and not (tmp_path / "r").exists()

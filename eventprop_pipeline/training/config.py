@@ -272,6 +272,8 @@ def build_config(raw: dict, source: str, overrides: dict | None = None) -> Train
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a table of settings, got {type(raw).__name__}")
     _check_keys(raw, source, "")
+    if overrides and any(v is not None for v in overrides.values()):
+        build_config(raw, source)   # the file's own values are checked even where an option overrides them
     defaults = TrainConfig()
     values: dict[str, dict] = {name: {} for name in SECTIONS}
     top: dict = {}
