@@ -15,7 +15,7 @@ import numpy as np
 
 from .atomic import save_npz
 from .errors import ConfigError, NetworkFileError
-from .memory_check import check_memory_for_timesteps
+from .memory_check import check_memory_for_timesteps, require_memory
 from .npz_read import read_npz
 from .params import ModelParams
 from .provenance import utc_now
@@ -56,6 +56,10 @@ class Network:
                    init: dict | None = None) -> "Network":
         """Random network with the paper's Normal initialisation (mean, sd) per connection."""
         init = {**DEFAULT_INIT, **(init or {})}
+        n_weights = n_input * n_hidden + n_hidden * n_hidden + n_hidden * n_output
+        # weights, best weights and Adam's two float64 moments, plus gradients: ~8 float32 copies
+        require_memory(n_weights * 4 * 8, f"network {n_input} -> {n_hidden} -> {n_output} ({n_weights} weights)",
+                       "use fewer hidden neurons (--hidden / [network] hidden)")
         rng = np.random.default_rng(seed)
         shapes = {"input_hidden": (n_input, n_hidden), "hidden_hidden": (n_hidden, n_hidden),
                   "hidden_output": (n_hidden, n_output)}
