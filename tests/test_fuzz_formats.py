@@ -35,9 +35,9 @@ from eventprop_pipeline.errors import PipelineError
 from eventprop_pipeline.network import Network
 from eventprop_pipeline.params import ModelParams
 
-# CI: 150 derandomized examples per format (~40 s in all). A longer random search:
+# CI: 120 derandomized examples per format (~35 s in all). A longer random search:
 #   FUZZ_EXAMPLES=2000 FUZZ_RANDOM=1 pytest tests/test_fuzz_formats.py
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_RANDOM"),
                 database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 T = 20   # time steps of the fuzzed networks (small: every example runs the CLI)

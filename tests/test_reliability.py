@@ -424,3 +424,25 @@ def test_a_bad_config_value_is_named_even_when_an_option_overrides_it(tmp_path, 
     err = one_line_error(capsys, ["train", "--config", cfg, "--device", "cpu", "--epochs", "1",
                                   "--out", tmp_path / "r"])
     assert str(cfg) in err and ("'gpu'" in err or "epochs = 0" in err) and not (tmp_path / "r").exists()
+
+
+def test_double_ctrl_c_during_training_exits_130_without_traceback(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "eventprop_pipeline.cli.main", "train", "--config", "smoke",
+                             "--epochs", "2000", "--out", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "metrics.jsonl").exists():
+            time.sleep(0.1)
+        assert (run / "metrics.jsonl").exists(), "no epoch finished in time"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    from eventprop_pipeline.training.checkpoint import load_checkpoint
+    assert load_checkpoint(run / "checkpoint.npz").state["epoch"] >= 1      # the run stays resumable

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    with handling_interrupts():
+    # argv None: called as the `eventprop` program, whose process ends when main() returns.
+    with handling_interrupts(process_exits_after=argv is None):
         try:
             return _main(argv)
         except KeyboardInterrupt:    # a second Ctrl-C while the first was being handled
