@@ -19,3 +19,13 @@ class ConfigError(PipelineError):
 
 class RunDirError(PipelineError):
     """A run folder holds an unrelated or unreadable run, or a needed result is missing."""
+
+
+class OutputWriteError(PipelineError):
+    """An output file cannot be written (disk full, read-only, permission denied); nothing changed."""
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C: the command stopped cleanly; what it finished is kept (exit status 130)."""
+
+    exit_code = 130

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import NetworkFileError
+from .atomic import save_npz
+from .errors import ConfigError, NetworkFileError
+from .memory_check import check_memory_for_timesteps, require_memory
+from .npz_read import read_npz
 from .params import ModelParams
 from .provenance import utc_now
 
@@ -54,6 +56,10 @@ class Network:
                    init: dict | None = None) -> "Network":
         """Random network with the paper's Normal initialisation (mean, sd) per connection."""
         init = {**DEFAULT_INIT, **(init or {})}
+        n_weights = n_input * n_hidden + n_hidden * n_hidden + n_hidden * n_output
+        # weights, best weights and Adam's two float64 moments, plus gradients: ~8 float32 copies
+        require_memory(n_weights * 4 * 8, f"network {n_input} -> {n_hidden} -> {n_output} ({n_weights} weights)",
+                       "use fewer hidden neurons (--hidden / [network] hidden)")
         rng = np.random.default_rng(seed)
         shapes = {"input_hidden": (n_input, n_hidden), "hidden_hidden": (n_hidden, n_hidden),
                   "hidden_output": (n_hidden, n_output)}
@@ -77,10 +83,7 @@ class Network:
         path = Path(path)
         arrays = {k: self.weights[k] for k in WEIGHT_NAMES}
         arrays[METADATA_KEY] = np.array(json.dumps(self.metadata(), sort_keys=True))
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return path
+        return save_npz(path, **arrays)
 
     def copy(self) -> "Network":
         return Network({k: v.copy() for k, v in self.weights.items()}, self.params,
@@ -113,20 +116,37 @@ def validate_weights(weights: dict, source: str) -> None:
                                f"expected ({n_hid}, n_out) to match input_hidden {weights['input_hidden'].shape}")
 
 
+NETX_SUFFIXES = (".h5", ".hdf5", ".net")
+
+
+def check_network_file(path) -> None:
+    """Missing, a folder, empty, or a NetX name that is not HDF5: one clear NetworkFileError."""
+    import h5py
+
+    path = Path(path)
+    if path.is_dir():
+        raise NetworkFileError(f"{path}: is a directory, expected a network file (.npz or NetX .h5/.net)")
+    if not path.exists():
+        raise NetworkFileError(f"{path}: network file not found")
+    if not path.is_file():
+        raise NetworkFileError(f"{path}: not a regular file")
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise NetworkFileError(f"{path}: empty file (0 bytes; an interrupted copy or export?); re-create it")
+        if path.suffix.lower() in NETX_SUFFIXES and not h5py.is_hdf5(path) and not zipfile.is_zipfile(path):
+            raise NetworkFileError(f"{path}: not an HDF5 file ({size} bytes, truncated or corrupt?); "
+                                   f"re-export it with `eventprop export`")
+    except OSError as exc:
+        raise NetworkFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def load_network(path) -> Network:
     """Load and validate a network file; every problem is a NetworkFileError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise NetworkFileError(f"{path}: network file not found")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise NetworkFileError(f"{path}: a single .npy array, not a network .npz file (for mlGeNN weight "
-                                   f"files use `eventprop import-mlgenn`)")
-        with loaded as npz:
-            contents = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise NetworkFileError(f"{path}: not a readable network .npz file (truncated or corrupt?): {exc}") from None
+    check_network_file(path)
+    contents = read_npz(path, NetworkFileError, "network .npz file (for mlGeNN weight files use "
+                        "`eventprop import-mlgenn`)")
     if METADATA_KEY not in contents:
         raise NetworkFileError(f"{path}: missing '{METADATA_KEY}' entry; not an eventprop network file")
     try:
@@ -144,13 +164,20 @@ def load_network(path) -> Network:
             raise NetworkFileError(f"{path}: {k} has dtype {contents[k].dtype}, expected float32")
     validate_weights(contents, source=str(path))
     sizes = meta.get("sizes", {})
+    if not isinstance(sizes, dict):
+        raise NetworkFileError(f"{path}: metadata 'sizes' is {sizes!r}, expected a table of input, hidden, output")
+    if not isinstance(meta.get("provenance", {}), dict):
+        raise NetworkFileError(f"{path}: metadata 'provenance' is {meta['provenance']!r}, expected a table")
     actual = {"input": contents["input_hidden"].shape[0], "hidden": contents["input_hidden"].shape[1],
               "output": contents["hidden_output"].shape[1]}
     for key, value in actual.items():
-        if key in sizes and sizes[key] != value:
+        if key in sizes and (isinstance(sizes[key], bool) or sizes[key] != value):
             raise NetworkFileError(f"{path}: metadata says {key} size {sizes[key]} but the weights have {value}")
     try:
         params = ModelParams.from_dict(meta.get("params", {}))
-    except Exception as exc:  # ConfigError or a type error from a hand-edited file
+    except ConfigError as exc:
         raise NetworkFileError(f"{path}: invalid params in metadata: {exc}") from None
+    check_memory_for_timesteps(params.timesteps, max(contents["input_hidden"].shape[0], 1),
+                               f"{path}: metadata timesteps = {params.timesteps}",
+                               "re-export the network with a sensible timesteps value")
     return Network({k: contents[k] for k in WEIGHT_NAMES}, params, meta.get("provenance", {}))

@@ -52,10 +52,23 @@ class ModelParams:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelParams":
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        """Strict: a table of the fields above, integers as integers, no bools or strings for numbers."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"params must be a table of {', '.join(cls.__dataclass_fields__)}, got {data!r}")
+        unknown = sorted(str(k) for k in data if k not in cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}")
+        known = dict(data)
         if "timesteps" in known:
-            known["timesteps"] = int(known["timesteps"])
+            t = known["timesteps"]
+            if isinstance(t, bool) or not isinstance(t, int):
+                raise ConfigError(f"timesteps must be a positive integer, got {t!r}")
         for k in ("tau_mem", "tau_syn", "v_thresh", "dt"):
             if k in known:
-                known[k] = float(known[k])
+                v = known[k]
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{k} must be a positive finite number, got {v!r}")
+                known[k] = float(v)
+        if "readout" in known and not isinstance(known["readout"], str):
+            raise ConfigError(f"readout must be a string, got {known['readout']!r}")
         return cls(**known)

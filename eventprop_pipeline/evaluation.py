@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eventprop_core.atomic import atomic_path
+from eventprop_core.atomic import save_npz
 from .data.batching import batch_indices
 from .data.events import SpikeDataset
 from eventprop_core.errors import DataError
@@ -29,9 +29,7 @@ class EvaluationResult:
                 "backend": self.backend, "mean_hidden_spikes": float(np.mean(self.hidden_spikes)) if len(self.label) else 0.0}
 
     def save_predictions(self, path) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, pred=self.pred, label=self.label, score=self.score, hidden_spikes=self.hidden_spikes)
+        save_npz(path, pred=self.pred, label=self.label, score=self.score, hidden_spikes=self.hidden_spikes)
 
 
 def check_compatible(net: Network, data: SpikeDataset) -> None:

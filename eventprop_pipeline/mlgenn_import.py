@@ -12,6 +12,7 @@ import numpy as np
 
 from eventprop_core.errors import NetworkFileError
 from eventprop_core.network import Network
+from eventprop_core.npz_read import read_npy
 from eventprop_core.params import ModelParams
 from eventprop_core.provenance import utc_now
 
@@ -24,12 +25,11 @@ def _load_flat(path: Path) -> np.ndarray:
         siblings = sorted(p.name for p in path.parent.glob("*-g.npy"))[:6]
         hint = f" (files present: {', '.join(siblings)})" if siblings else " (no *-g.npy files in that folder)"
         raise NetworkFileError(f"{path}: mlGeNN weight file not found{hint}; check --epoch and the connection names")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise NetworkFileError(f"{path}: not a readable .npy file (truncated or corrupt?): {exc}") from None
+    arr = read_npy(path, NetworkFileError, ".npy file")
     if not np.issubdtype(arr.dtype, np.floating):
         raise NetworkFileError(f"{path}: dtype {arr.dtype}, expected float32 weights")
+    if arr.size == 0:
+        raise NetworkFileError(f"{path}: empty weight array (0 values)")
     return arr.reshape(-1).astype(np.float32)
 
 
@@ -37,6 +37,8 @@ def import_mlgenn(directory, epoch, *, connections: dict | None = None, params: 
                   ) -> Network:
     """Read the three weight files of `epoch` and infer the layer sizes from their lengths."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NetworkFileError(f"{directory}: is a file; give the mlGeNN checkpoint folder that holds it")
     if not directory.is_dir():
         raise NetworkFileError(f"{directory}: mlGeNN checkpoint folder not found")
     names = {**DEFAULT_CONNECTIONS, **(connections or {})}

@@ -2,32 +2,25 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from eventprop_core.atomic import atomic_path, atomic_write_text
+from eventprop_core.atomic import atomic_write_text, save_npz
 from eventprop_core.errors import RunDirError
+from eventprop_core.npz_read import read_npz
 
 
 def save_arrays(path, **arrays) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-    return path
+    return save_npz(path, compressed=True, **arrays)
 
 
 def load_arrays(path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise RunDirError(f"{path}: unreadable result file (truncated or corrupt?): {exc}") from None
+    return read_npz(path, RunDirError, "result file")
 
 
 def save_json(path, obj) -> Path:
@@ -41,8 +34,8 @@ def load_json(path) -> dict:
     if not path.is_file():
         raise RunDirError(f"{path}: result file not found; run `eventprop pipeline --resume` to (re)create it")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:   # ValueError: invalid JSON or UTF-8
         raise RunDirError(f"{path}: unreadable JSON result ({exc})") from None
 
 

@@ -14,6 +14,7 @@ gives a byte-identical file.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from eventprop_core.atomic import atomic_path
+from eventprop_core.atomic import atomic_write_bytes
 
 from .fixed_point import FixedPointLayer, FixedPointNetwork
 from . import netx_read
@@ -43,17 +44,20 @@ def write_netx(fxnet: FixedPointNetwork, path) -> Path:
     path = Path(path)
     validate_network(fxnet, source=str(path))
     meta = _metadata_json(fxnet, path)
-    with atomic_path(path) as tmp:
-        # libver pinned and timestamps off: the same network always gives the same bytes.
-        with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
-            layers = f.create_group("layer")
-            inp = layers.create_group("0")
-            _put_type(inp, "input")
-            _put(inp, "shape", np.array([fxnet.n_input], np.int64))
-            _write_layer(layers.create_group("1"), fxnet.hidden)
-            _write_layer(layers.create_group("2"), fxnet.readout)
-            extra = f.create_group("eventprop")
-            _put(extra, "metadata", np.bytes_(meta.encode("utf-8")))
+    # Built in memory, then one atomic write: HDF5 never writes into a full or read-only disk
+    # (where its close-time flush fails inside the library), and a failure names `path`.
+    buf = io.BytesIO()
+    # libver pinned and timestamps off: the same network always gives the same bytes.
+    with h5py.File(buf, "w", libver=("earliest", "v110"), track_order=False) as f:
+        layers = f.create_group("layer")
+        inp = layers.create_group("0")
+        _put_type(inp, "input")
+        _put(inp, "shape", np.array([fxnet.n_input], np.int64))
+        _write_layer(layers.create_group("1"), fxnet.hidden)
+        _write_layer(layers.create_group("2"), fxnet.readout)
+        extra = f.create_group("eventprop")
+        _put(extra, "metadata", np.bytes_(meta.encode("utf-8")))
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -117,8 +121,9 @@ def read_netx(path) -> FixedPointNetwork:
         raise NetxFileError(f"{path}: NetX file not found")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
-        raise NetxFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:
+        raise NetxFileError(f"{path}: not a readable HDF5 file (truncated or corrupt?): "
+                            f"{' '.join(str(exc).split())}") from None
     try:
         with f:
             fxnet = _read_open(f, path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventprop_core.atomic import atomic_path
+from eventprop_core.atomic import save_npz
 from eventprop_core.errors import DataError, PipelineError
 from eventprop_core.provenance import sha256_file
 
@@ -102,9 +102,7 @@ def _save_checkpoint(path: Path, done: dict[int, dict], sha: str, T: int, data_s
     for k in CHECKPOINT_KEYS[1:]:
         if order and all(k in done[i] for i in order):
             arrays[k] = np.stack([done[i][k] for i in order])
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    save_npz(path, **arrays)
 
 
 def sequential_score(score_w: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -94,6 +94,6 @@ def test_bad_counts_are_option_errors(tmp_path, capsys):
     from eventprop_pipeline import Network
     model = tmp_path / "m.npz"
     Network.initialise(700, 8, 20, seed=0).save(model)
-    assert "batch size must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in one_line_error(capsys, ["evaluate", str(model), "--batch-size", "0"])
     assert "--limit must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--limit", "-1"])
     assert "--limit must be >= 1" in one_line_error(capsys, ["evaluate", str(model), "--limit", "0"])

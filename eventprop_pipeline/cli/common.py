@@ -36,3 +36,28 @@ def progress_enabled() -> bool:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+# Integer options shared by several commands and their smallest valid value; checked for every
+# command before it does any work (an option a command lacks is simply absent from its args).
+INT_OPTION_MINIMUM = {
+    "batch_size": 1, "limit": 1, "synthetic_seed": 0, "seed": 0, "epochs": 1, "hidden": 1,
+    "timesteps": 1, "sweep_samples": 1, "n_train": 1, "n_test": 1,
+}
+POSITIVE_FLOAT_OPTIONS = ("dt", "lr", "tau_mem", "tau_syn", "v_thresh")
+
+
+def check_common_options(args: argparse.Namespace) -> None:
+    """One-line ConfigError naming the option and its value (before any file is read or written)."""
+    import math
+
+    from eventprop_core.errors import ConfigError
+
+    for dest, minimum in INT_OPTION_MINIMUM.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value < minimum:
+            raise ConfigError(f"--{dest.replace('_', '-')} must be >= {minimum}, got {value}")
+    for dest in POSITIVE_FLOAT_OPTIONS:
+        value = getattr(args, dest, None)
+        if isinstance(value, float) and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{dest.replace('_', '-')} must be a positive finite number, got {value}")

@@ -23,7 +23,11 @@ def run(args) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: run folder not found")
-    summary = build_report(run_dir)
+    from ..pipeline.manifest import MANIFEST_NAME
+    from ..run_folder import RunFolder
+
+    with RunFolder(run_dir, "pipeline", mode="resume", legacy=(MANIFEST_NAME,)):
+        summary = build_report(run_dir)
     print(summary["accuracy_table"])
     print(f"\nreport: {run_dir / 'report.md'} ({len(summary['figures'])} figures in {run_dir / 'figures'})")
     return 0

@@ -35,6 +35,8 @@ def run(args) -> int:
 
     config = Path(args.config) if args.config else demo_config_path()
     train_cfg, deploy = load_pipeline_config(config, deploy_overrides={"lava": False if args.no_lava else None})
+    from ..output_paths import check_outputs
+    check_outputs({"--config": config}, {}, {"--out": args.out})
     print(f"demo: {config} -> {args.out}")
     result = run_pipeline(ModelSource("train", config_path=str(config)), args.out,
                           data=data_spec_from_train_config(train_cfg), deploy=deploy, train_config=train_cfg,

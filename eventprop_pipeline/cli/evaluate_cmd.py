@@ -8,7 +8,7 @@ import h5py
 
 from ..data.registry import load_dataset
 from ..data.synthetic import SyntheticConfig
-from eventprop_core.network import load_network
+from eventprop_core.network import check_network_file, load_network
 from .common import add_data_options, add_debug, print_json, progress_enabled
 
 HELP = "evaluate a network (.npz float model, or .h5 NetX fixed point) on a data split and print its accuracy"
@@ -41,7 +41,7 @@ def register(sub) -> None:
                    help="NetX file: score each class by the last layer's voltage (v, default: this project's "
                         "readout and mlGeNN's) or by its spike counts (spikes; emulator only)")
     p.add_argument("--batch-size", type=int, default=64, help="samples simulated at once (default 64)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
+    p.add_argument("--device", default=None, help=".npz only: cpu, cuda or auto (default auto)")
     p.add_argument("--json", action="store_true", help="print a JSON object (accuracy, n, ...) on stdout")
     p.add_argument("--predictions", metavar="OUT.npz",
                    help="write per-sample pred, label and score (N x n_out readout) to this file")
@@ -59,6 +59,7 @@ def resolve_backend(args) -> str:
     from eventprop_core.errors import ConfigError
 
     path = Path(args.model)
+    check_network_file(path)
     # By content when the file exists (an export may have any name), else by suffix.
     is_h5 = h5py.is_hdf5(path) if path.is_file() else path.suffix.lower() in (".h5", ".hdf5", ".net")
     backend = args.backend if args.backend != "auto" else ("emulator" if is_h5 else "float")
@@ -70,6 +71,11 @@ def resolve_backend(args) -> str:
                           f"`eventprop export`); a .npz runs with --backend float")
     fixed_only = [opt for opt, value in (("--trace", args.trace), ("--timesteps", args.timesteps), ("--dt", args.dt))
                   if value is not None]
+    float_only = [opt for opt, value in (("--graded", args.graded or None), ("--device", args.device))
+                  if value is not None]
+    if backend != "float" and float_only:
+        raise ConfigError(f"{', '.join(float_only)}: only for a float .npz network (a NetX file runs binary "
+                          f"spikes in the fixed-point {backend})")
     if backend == "float" and fixed_only:
         raise ConfigError(f"{', '.join(fixed_only)}: only for a .h5 network (the .npz holds its own T and dt)")
     lava_only = [opt for opt, value in (("--lava-samples", args.lava_samples), ("--checkpoint", args.checkpoint),
@@ -84,7 +90,15 @@ def resolve_backend(args) -> str:
     return backend
 
 
+def check_paths(args) -> None:
+    from ..output_paths import check_outputs, data_input_paths
+
+    check_outputs({"model": args.model, "data set file": data_input_paths(args.dataset, args.data_root)},
+                  {"--predictions": args.predictions, "--trace": args.trace, "--checkpoint": args.checkpoint})
+
+
 def run(args) -> int:
+    check_paths(args)
     backend = resolve_backend(args)
     if backend != "float":
         return run_fixed_point(args, backend)
@@ -92,7 +106,7 @@ def run(args) -> int:
 
     net = load_network(args.model)
     data = load_eval_data(args, net.params)
-    result = evaluate_float(net, data, batch_size=args.batch_size, device=args.device,
+    result = evaluate_float(net, data, batch_size=args.batch_size, device=args.device or "auto",
                             progress=progress_enabled() and not args.json)
     report(args, result)
     return 0
@@ -117,7 +131,7 @@ def run_fixed_point(args, backend: str) -> int:
 
     from netx_export.hdf5_io import read_netx
 
-    from eventprop_core.atomic import atomic_path
+    from eventprop_core.atomic import save_npz
     from eventprop_core.errors import DataError
     from ..evaluation import EvaluationResult
     from eventprop_core.params import ModelParams
@@ -155,9 +169,7 @@ def run_fixed_point(args, backend: str) -> int:
     labels = data.labels[indices]
     result = EvaluationResult(r.pred, labels, r.score.astype(np.float32), r.hidden_spike_counts.sum(axis=1), backend)
     if args.trace:
-        with atomic_path(args.trace) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, readout_v=r.readout_v, indices=indices, label=labels,
-                         pred=r.pred, timesteps=np.int64(timesteps))
+        save_npz(args.trace, readout_v=r.readout_v, indices=indices, label=labels,
+                 pred=r.pred, timesteps=np.int64(timesteps))
     report(args, result, features)
     return 0

@@ -86,11 +86,11 @@ def run(args) -> int:
     from netx_export.hdf5_io import write_netx
     from netx_export.quantize import UWrapWarning, quantize
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
+    from ..output_paths import check_outputs, data_input_paths
+
     out = Path(args.out)
-    if out.resolve() == Path(args.model).resolve():
-        raise ConfigError(f"--out {out} would overwrite the input model")
+    check_outputs({"model": args.model, "data set file": data_input_paths(args.dataset, args.data_root)},
+                  {"--out": out, "--report" if args.report else "report (next to --out)": report_path(args)})
     net = load_network(args.model)
     if args.format == "nir":
         return run_nir(args, net, out)

@@ -29,6 +29,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..output_paths import check_outputs, mlgenn_input_paths
+
+    check_outputs({"mlGeNN checkpoint": mlgenn_input_paths(args.directory)}, {"--out": args.out})
     params = ModelParams(tau_mem=args.tau_mem, tau_syn=args.tau_syn, v_thresh=args.v_thresh, dt=args.dt,
                          timesteps=args.timesteps)
     conns = {k: getattr(args, f"conn_{k}") for k in DEFAULT_CONNECTIONS}

@@ -6,7 +6,9 @@ import argparse
 import importlib
 import sys
 
-from eventprop_core.errors import PipelineError
+from eventprop_core.errors import Interrupted, PipelineError
+from ..interrupts import ignore_further_interrupts, handling_interrupts
+from .common import check_common_options
 
 SUBCOMMAND_MODULES = (
     "eventprop_pipeline.cli.evaluate_cmd",
@@ -43,36 +45,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # argv None: called as the `eventprop` program, whose process ends when main() returns.
+    with handling_interrupts(process_exits_after=argv is None):
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:    # a second Ctrl-C while the first was being handled
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        check_common_options(args)
         return int(args.func(args) or 0)
     except PipelineError as exc:
+        if isinstance(exc, Interrupted):
+            ignore_further_interrupts()
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, Interrupted):
+            print(str(exc), file=sys.stderr)
+        else:
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
+        ignore_further_interrupts()
         if args.debug:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError as exc:
+        if args.debug:
+            raise
+        print(f"error: out of memory ({exc}); use smaller inputs (--limit, --batch-size, timesteps)", file=sys.stderr)
+        return 1
     except OSError as exc:   # disk full, permission denied, ...: name the file, no traceback
         if args.debug:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {where}{one_line(exc.strerror or str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, with the way to get the details
         if args.debug:
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (a bug; rerun with --debug for the "
+        print(f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} (a bug; rerun with --debug for the "
               f"traceback and please report it)", file=sys.stderr)
         return 1
 
+
+def one_line(text: str) -> str:
+    """Error messages stay on one line (HDF5 and YAML messages carry newlines)."""
+    return " ".join(text.split())
 
 if __name__ == "__main__":
     sys.exit(main())

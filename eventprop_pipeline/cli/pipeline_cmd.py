@@ -98,10 +98,32 @@ def build_run(args):
     return source, data, deploy, (train_cfg if source.kind == "train" else None)
 
 
+def check_options(args) -> None:
+    """Options that would be silently ignored are errors."""
+    from eventprop_core.errors import ConfigError
+
+    if args.epoch is not None and not args.mlgenn:
+        raise ConfigError(f"--epoch {args.epoch}: only with --mlgenn DIR (the epoch key of its files)")
+    if args.model or args.mlgenn:
+        training = [f"--{k}" for k in ("epochs", "hidden", "seed") if getattr(args, k) is not None]
+        if training:
+            raise ConfigError(f"{', '.join(training)}: training options, but --{'model' if args.model else 'mlgenn'} "
+                              f"skips training; drop them")
+
+
+def check_paths(args, data) -> None:
+    from ..output_paths import check_outputs, data_input_paths, mlgenn_input_paths
+
+    check_outputs({"--config": args.config, "--model": args.model, "--mlgenn": mlgenn_input_paths(args.mlgenn),
+                   "data set file": data_input_paths(data.dataset, data.data_root)}, {}, {"--out": args.out})
+
+
 def run(args) -> int:
     from ..pipeline import run_pipeline
 
+    check_options(args)
     source, data, deploy, train_cfg = build_run(args)
+    check_paths(args, data)
     result = run_pipeline(source, args.out, data=data, deploy=deploy, train_config=train_cfg, resume=args.resume,
                           progress=progress_enabled())
     print()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..data.registry import DATASETS
 from eventprop_core.errors import ConfigError
@@ -62,8 +61,17 @@ def _overrides(args) -> dict:
             "device": args.device}
 
 
+def check_paths(args, config) -> None:
+    from ..output_paths import check_outputs, data_input_paths
+
+    data = config.data if config is not None else None
+    check_outputs({"--config": args.config,
+                   "data set file": data_input_paths(data.dataset, data.data_root or None) if data else None},
+                  {}, {"--out" if args.out else "--resume": args.out or args.resume})
+
+
 def run(args) -> int:
-    from ..training import TrainingInterrupted, load_train_config, train
+    from ..training import load_train_config, train
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("give either --out RUN_DIR (a new run) or --resume RUN_DIR (continue one)")
@@ -76,14 +84,11 @@ def run(args) -> int:
     else:
         config = load_train_config(args.config, overrides)
         run_dir = args.out
+    check_paths(args, config)
     log = (lambda *a, **k: None) if args.json else print
-    try:
-        summary = train(config, run_dir, resume=bool(args.resume), force=args.force,
-                        progress=progress_enabled() and not args.json, log=log,
-                        overrides=overrides if args.resume else None)
-    except TrainingInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        return 130
+    summary = train(config, run_dir, resume=bool(args.resume), force=args.force,
+                    progress=progress_enabled() and not args.json, log=log,
+                    overrides=overrides if args.resume else None)
     if args.json:
         print_json(summary.to_dict())
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eventprop_core.errors import ConfigError, DataError
+from eventprop_core.memory_check import check_memory_for_timesteps
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split
@@ -24,6 +25,10 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
         raise ConfigError(f"--limit must be >= 1, got {limit}")
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    channels = (synthetic or SyntheticConfig()).n_channels if name == "synthetic" else SPEC[name][3]
+    check_memory_for_timesteps(timesteps, channels, f"{name}/{split}: timesteps = {timesteps} (dt {dt} ms) x "
+                               f"{channels} channels", "use fewer timesteps (the network's timesteps, or "
+                               "--timesteps for a NetX file)")
     if name == "synthetic":
         cfg = synthetic or SyntheticConfig()
         if cfg.dt != dt or cfg.timesteps != timesteps:
@@ -31,6 +36,9 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
         data = generate_split(cfg, split)
         return data.subset(range(min(limit, len(data)))) if limit is not None else data
     root = Path(data_root) if data_root is not None else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data root {root} is a file, not a folder; pass --data-root FOLDER (the one holding "
+                        f"{SPEC[name][0]}/)")
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist; create it and place {SPEC[name][0]}/ "
                         f"inside, or pass --data-root")

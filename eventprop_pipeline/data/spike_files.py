@@ -48,6 +48,8 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
     """Read and bin one SHD/SSC-layout file. Spikes at or after timesteps*dt are cropped."""
     path = Path(path)
     dataset_key = name.lower()
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected the HDF5 spike file")
     if not path.is_file():
         raise DataError(missing_file_message(dataset_key, path) if dataset_key in SPEC
                         else f"spike file not found: {path}")
@@ -59,31 +61,47 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
             sel = slice(None) if limit is None else slice(0, limit)
             times = f["spikes/times"][sel]
             units = f["spikes/units"][sel]
-            labels = np.asarray(f["labels"][sel], dtype=np.int64)
+            raw_labels = np.asarray(f["labels"][sel])
     except DataError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:   # h5py raises OSError, RuntimeError, KeyError, ... on damaged files
+        raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {' '.join(str(exc).split())}") from None
+    labels = _integer_values(raw_labels, path, "labels")
+    if labels.ndim != 1:
+        raise DataError(f"{path}: labels has shape {labels.shape}, expected one label per sample (1-D)")
+    if times.ndim != 1 or units.ndim != 1:
+        raise DataError(f"{path}: spikes/times and spikes/units must be 1-D lists of per-sample arrays, "
+                        f"got shapes {times.shape} and {units.shape}")
     if not (len(times) == len(units) == len(labels)):
         raise DataError(f"{path}: spikes/times ({len(times)}), spikes/units ({len(units)}) and labels "
                         f"({len(labels)}) differ in length")
-    lengths = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
-    unit_lengths = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
+    try:
+        lengths = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
+        unit_lengths = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
+    except TypeError:
+        raise DataError(f"{path}: spikes/times and spikes/units must hold one array per sample "
+                        f"(variable-length datasets)") from None
     bad = np.nonzero(lengths != unit_lengths)[0]
     if len(bad):
         raise DataError(f"{path}: sample {bad[0]} has {lengths[bad[0]]} spike times but {unit_lengths[bad[0]]} units")
     # Widened, never re-rounded: SHD/SSC store float16, other files keep their own precision.
-    all_times = np.concatenate(times).astype(np.float64) if len(times) else np.zeros(0)
-    all_units = np.concatenate(units).astype(np.int64) if len(units) else np.zeros(0, np.int64)
+    try:
+        all_times = np.concatenate(times).astype(np.float64) if len(times) else np.zeros(0)
+        all_units_raw = np.concatenate(units) if len(units) else np.zeros(0, np.int64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: spikes/times and spikes/units must hold numbers: {exc}") from None
+    all_units = _integer_values(all_units_raw, path, "spikes/units")
     spec = SPEC.get(dataset_key)
     n_channels = n_channels or (spec[3] if spec else int(all_units.max(initial=-1)) + 1)
     n_classes = n_classes or (spec[4] if spec else int(labels.max(initial=-1)) + 1)
-    if len(all_units) and (all_units.min() < 0 or all_units.max() >= n_channels):
-        raise DataError(f"{path}: unit index {int(all_units.max())} out of range for {n_channels} channels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataError(f"{path}: label {int(labels.max())} out of range for {n_classes} classes")
+    _check_range(all_units, n_channels, path, "unit index", "channels", np.repeat(np.arange(len(labels)), lengths))
+    _check_range(labels, n_classes, path, "label", "classes", np.arange(len(labels)))
     if len(all_times) and not np.isfinite(all_times).all():
         raise DataError(f"{path}: spikes/times contains NaN or inf")
+    if len(all_times) and all_times.min() < 0:
+        i = int(np.argmin(all_times))
+        sample = int(np.searchsorted(np.cumsum(lengths), i, side="right"))
+        raise DataError(f"{path}: negative spike time {all_times[i]:g} s (sample {sample}); times must be >= 0")
     sample_index = np.repeat(np.arange(len(labels)), lengths)
     steps = time_to_step(all_times, dt)
     return from_events(sample_index, steps, all_units, labels, n_channels=n_channels, n_classes=n_classes,
@@ -92,17 +110,46 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
 
 def write_spike_file(path, times_s: list, units: list, labels, *, extra_keys: bool = True) -> None:
     """Write samples in tonic's SHD layout (used by tests and by the synthetic-to-file exporter)."""
-    from eventprop_core.atomic import atomic_path
+    import io
+
+    from eventprop_core.atomic import atomic_write_bytes
 
     vt = h5py.vlen_dtype(np.dtype("float16"))
     vu = h5py.vlen_dtype(np.dtype("uint16"))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            t = f.create_dataset("spikes/times", (len(times_s),), dtype=vt)
-            u = f.create_dataset("spikes/units", (len(units),), dtype=vu)
-            for i, (ts, us) in enumerate(zip(times_s, units)):
-                t[i] = np.asarray(ts, dtype=np.float16)
-                u[i] = np.asarray(us, dtype=np.uint16)
-            f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-            if extra_keys:
-                f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+    buf = io.BytesIO()   # built in memory: HDF5 never writes into a full disk (see atomic.py)
+    with h5py.File(buf, "w") as f:
+        t = f.create_dataset("spikes/times", (len(times_s),), dtype=vt)
+        u = f.create_dataset("spikes/units", (len(units),), dtype=vu)
+        for i, (ts, us) in enumerate(zip(times_s, units)):
+            t[i] = np.asarray(ts, dtype=np.float16)
+            u[i] = np.asarray(us, dtype=np.uint16)
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+        if extra_keys:
+            f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _integer_values(values: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """Signed int64 copy of integer-valued data; fractional, non-numeric or NaN values are errors."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "b":
+        raise DataError(f"{path}: {what} are booleans (dtype {values.dtype}), expected integers")
+    if values.dtype.kind != "f":
+        raise DataError(f"{path}: {what} have dtype {values.dtype}, expected integers")
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        i = np.argwhere(bad)[0]
+        raise DataError(f"{path}: {what} must be whole numbers, found {values[tuple(i)].item()!r} at {tuple(int(x) for x in i)}")
+    return values.astype(np.int64)
+
+
+def _check_range(values: np.ndarray, n: int, path: Path, what: str, of: str, sample_of: np.ndarray) -> None:
+    if not len(values):
+        return
+    bad = np.nonzero((values < 0) | (values >= n))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{path}: {what} {int(values[i])} out of range (sample {int(sample_of[i])}): "
+                        f"expected 0..{n - 1} for {n} {of}")

@@ -22,6 +22,7 @@ def load_pipeline_config(path, train_overrides: dict | None = None, deploy_overr
         raise ConfigError(f"{path}: [{PIPELINE_SECTION}] must be a table, got {section!r}")
     source = str(path) if path is not None else "defaults"
     train_cfg = build_config(raw, source, train_overrides)
+    DeployOptions.from_dict(section, source)   # the file's own values are checked even when overridden
     deploy_values = {**section, **{k: v for k, v in (deploy_overrides or {}).items() if v is not None}}
     return train_cfg, DeployOptions.from_dict(deploy_values, source)
 

@@ -43,11 +43,18 @@ class StageManifest:
         if not path.is_file():
             return cls(run_dir)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as exc:   # ValueError: invalid JSON or UTF-8
             raise RunDirError(f"{path}: unreadable stage manifest ({exc}); delete the run folder or choose another --out") from None
         if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION or not isinstance(data.get("stages"), dict):
             raise RunDirError(f"{path}: not a version-{MANIFEST_VERSION} stage manifest; choose another --out")
+        for name, rec in data["stages"].items():
+            outputs = rec.get("outputs", {}) if isinstance(rec, dict) else None
+            if not isinstance(outputs, dict) or not all(
+                    isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                    for e in outputs.values()):
+                raise RunDirError(f"{path}: stage {name!r} has a malformed record (hand-edited?); delete that "
+                                  f"stage's entry to redo it, or choose another --out")
         return cls(run_dir, data["stages"])
 
     def save(self) -> None:

@@ -73,6 +73,21 @@ class DeployOptions:
     finetune_lr: float = 0.0           # its Adam step, in quantization levels (0: 0.02 * 2^(weight_bits - 2))
 
     def __post_init__(self):
+        for name in ("weight_bits", "calibration_samples", "lava_samples", "lava_seed", "batch_size",
+                     "inspect_sample", "latency_samples", "sweep_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (value is None and name == "sweep_samples" or isinstance(value, int)):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        for name in ("clip", "lava"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("scale", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.sweep_bits, tuple) or any(isinstance(b, bool) for b in self.sweep_bits):
+            raise ConfigError(f"sweep_bits must be a list of integers in 1..8, got {self.sweep_bits!r}")
+        if self.lava_seed < 0:
+            raise ConfigError(f"lava_seed must be >= 0, got {self.lava_seed}")
         if not isinstance(self.weight_bits, int) or not 1 <= self.weight_bits <= 8:
             raise ConfigError(f"weight_bits must be an integer in 1..8 (Loihi 2 weights), got {self.weight_bits!r}")
         if self.scale not in SCALES:
@@ -100,6 +115,9 @@ class DeployOptions:
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "DeployOptions":
         known = set(cls.__dataclass_fields__)
+        odd = [k for k in data if not isinstance(k, str)]
+        if odd:
+            raise ConfigError(f"{source}: [pipeline] key {odd[0]!r} is not a name (keys must be strings)")
         unknown = sorted(set(data) - known)
         if unknown:
             import difflib
@@ -107,5 +125,11 @@ class DeployOptions:
             raise ConfigError(f"{source}: unknown [pipeline] key(s): {', '.join(hints)}")
         values = dict(data)
         if "sweep_bits" in values:
+            if not isinstance(values["sweep_bits"], (list, tuple)):
+                raise ConfigError(f"{source}: [pipeline] sweep_bits = {values['sweep_bits']!r}: expected a list "
+                                  f"such as [8, 6, 4, 2]")
             values["sweep_bits"] = tuple(values["sweep_bits"])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: [pipeline] {exc}") from None

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..devices import resolve_device_name
-from eventprop_core.errors import ConfigError
+from eventprop_core.errors import ConfigError, Interrupted
+from ..interrupts import ignore_further_interrupts
+from ..run_folder import RunFolder
 from eventprop_core.provenance import sha256_file
 from ..report import build_report, load_summary
 from . import stages as st
-from .errors import RunDirError
 from .manifest import MANIFEST_NAME, StageManifest, fingerprint
 from .options import DataSpec, DeployOptions, ModelSource
 
@@ -28,15 +29,14 @@ class PipelineResult:
     report_path: Path
 
 
+def run_folder(run_dir: Path, resume: bool) -> RunFolder:
+    """The run folder, claimed (marker + lock) for the whole run; see run_folder.py."""
+    return RunFolder(run_dir, "pipeline", mode="new_or_resume" if resume else "new", legacy=(MANIFEST_NAME,),
+                     hint="; pass --resume to continue it, or choose another --out")
+
+
 def check_run_dir(run_dir: Path, resume: bool) -> None:
-    if resume or not run_dir.exists():
-        return
-    if (run_dir / MANIFEST_NAME).exists():
-        raise RunDirError(f"{run_dir} already holds a pipeline run; pass --resume to continue it, "
-                          f"or choose another --out")
-    if any(run_dir.iterdir()):
-        raise RunDirError(f"{run_dir} exists and is not empty; choose another --out (the pipeline does not "
-                          f"overwrite other files)")
+    run_folder(run_dir, resume).check()
 
 
 def stage_fingerprints(ctx: st.RunContext, manifest: StageManifest) -> dict:
@@ -84,7 +84,11 @@ def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, 
             log(f"note: the Lava check will be skipped: {lava_skip}")
     if source.kind == "train" and train_config is None:
         raise ConfigError("training needs a training configuration (--config FILE)")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder(run_dir, resume):
+        return _run_stages(run_dir, source, data, deploy, train_config, resume, progress, log, lava_skip)
+
+
+def _run_stages(run_dir, source, data, deploy, train_config, resume, progress, log, lava_skip) -> PipelineResult:
     manifest = StageManifest.load(run_dir)
     ctx = st.RunContext(run_dir, source, data, deploy, train_config, progress, log)
     ctx.lava_skip_reason = lava_skip
@@ -105,7 +109,10 @@ def run_pipeline(source: ModelSource, run_dir, *, data: DataSpec | None = None, 
         try:
             status, outputs, info, message = _run_stage(name, ctx)
         except BaseException as exc:
-            manifest.finish(name, "failed" if isinstance(exc, Exception) else "interrupted",
+            interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
+            if interrupted:
+                ignore_further_interrupts()
+            manifest.finish(name, "interrupted" if interrupted else "failed",
                             message=f"{type(exc).__name__}: {exc}")
             raise
         comparison = info.pop("_comparison", None)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eventprop_core.atomic import atomic_path
+from eventprop_core.atomic import save_npz
 from eventprop_core.errors import PipelineError
 from eventprop_core.network import WEIGHT_NAMES
+from eventprop_core.npz_read import read_npz
 from .adam import AdamState
 
 FORMAT = "eventprop-train-checkpoint"
@@ -44,9 +45,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     arrays["adam_step"] = np.array(ckpt.adam.step, np.int64)
     arrays["state"] = np.array(json.dumps({"format": FORMAT, "version": VERSION, **ckpt.state}))
     arrays["config"] = np.array(ckpt.config_json)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    save_npz(path, **arrays)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -54,15 +53,66 @@ def load_checkpoint(path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here; is this a training run folder?")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            c = {k: npz[k] for k in npz.files}
+        c = read_npz(path, CheckpointError, "training checkpoint")
         state = json.loads(str(c["state"]))
         get = (lambda prefix: {n: c[f"{prefix}/{n}"] for n in WEIGHT_NAMES})
         weights, best = get("weights"), get("best")
-        adam = AdamState(get("adam_m"), get("adam_v"), int(c["adam_step"]))
+        step = c["adam_step"]
+        if step.shape != () or step.dtype.kind not in "iu":
+            raise ValueError(f"adam_step must be one integer, got dtype {step.dtype} shape {step.shape}")
+        adam = AdamState(get("adam_m"), get("adam_v"), int(step))
         config_json = str(c["config"])
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable training checkpoint (truncated or corrupt?): {exc}") from None
-    if state.get("format") != FORMAT or state.get("version") != VERSION:
+        raise CheckpointError(f"{path}: unreadable training checkpoint (truncated or corrupt?): "
+                              f"{' '.join(str(exc).split())}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
         raise CheckpointError(f"{path}: not a version-{VERSION} {FORMAT} file")
+    _validate(path, weights, best, adam, state, config_json)
     return Checkpoint(weights, best, adam, state, config_json)
+
+
+def _validate(path: Path, weights, best, adam: AdamState, state: dict, config_json: str) -> None:
+    """A hand-edited or foreign checkpoint fails here, naming the field, not later in training."""
+    from eventprop_core.errors import NetworkFileError
+    from eventprop_core.network import validate_weights
+    from .metrics import COLUMNS
+    from .schedule import LRSchedule
+
+    def bad(what: str):
+        return CheckpointError(f"{path}: {what} (hand-edited or from another version?); restart the run")
+
+    for label, arrays in (("weights", weights), ("best", best), ("adam_m", adam.m), ("adam_v", adam.v)):
+        if any(not np.issubdtype(a.dtype, np.floating) for a in arrays.values()):
+            raise bad(f"{label}/* must be float arrays")
+        try:
+            validate_weights(arrays, source=f"{label}")
+        except NetworkFileError as exc:
+            raise bad(str(exc)) from None
+        shapes = {k: a.shape for k, a in arrays.items()}
+        if shapes != {k: a.shape for k, a in weights.items()}:
+            raise bad(f"{label}/* shapes {shapes} differ from the weights'")
+    if adam.step < 0:
+        raise bad(f"adam_step = {adam.step} is negative")
+    for key in ("epoch", "best_epoch"):
+        v = state.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad(f"state '{key}' is {v!r}, expected an integer >= 0")
+    v = state.get("best_valid_accuracy")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise bad(f"state 'best_valid_accuracy' is {v!r}, expected a number")
+    history = state.get("history")
+    if (not isinstance(history, list) or len(history) != state["epoch"]
+            or any(not isinstance(r, dict) or any(c not in r for c in COLUMNS) for r in history)):
+        raise bad(f"state 'history' must list one metrics row ({', '.join(COLUMNS)}) per completed epoch "
+                  f"({state['epoch']})")
+    schedule = state.get("schedule")
+    fields = LRSchedule.__dataclass_fields__
+    if (not isinstance(schedule, dict) or set(schedule) != set(fields)
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in schedule.values())):
+        raise bad(f"state 'schedule' must hold the numbers {', '.join(fields)}, got {schedule!r}")
+    try:
+        config = json.loads(config_json)
+    except json.JSONDecodeError as exc:
+        raise bad(f"config is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise bad("config is not a table of settings")

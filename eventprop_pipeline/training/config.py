@@ -258,10 +258,22 @@ def _resolve_key(key: str, source: str) -> tuple[str, str]:
                       f"{_did_you_mean(key, [*TOP_LEVEL, *OVERRIDE_ALIASES])}")
 
 
+def _check_keys(table: dict, source: str, where: str) -> None:
+    """YAML allows keys such as 1 or true; settings are always named."""
+    for key, value in table.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: {where}key {key!r} is not a name (keys must be strings)")
+        if isinstance(value, dict):
+            _check_keys(value, source, f"[{key}] ")
+
+
 def build_config(raw: dict, source: str, overrides: dict | None = None) -> TrainConfig:
     """Validate a parsed config (nested dict) plus overrides ({'optim.epochs': 3} or {'epochs': 3})."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a table of settings, got {type(raw).__name__}")
+    _check_keys(raw, source, "")
+    if overrides and any(v is not None for v in overrides.values()):
+        build_config(raw, source)   # the file's own values are checked even where an option overrides them
     defaults = TrainConfig()
     values: dict[str, dict] = {name: {} for name in SECTIONS}
     top: dict = {}
@@ -353,9 +365,12 @@ def parse_config_file(path) -> dict:
                           f"{', '.join(presets())})")
     suffix = path.suffix.lower()
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at byte "
+                          f"{exc.start}); save the config as UTF-8") from None
     if suffix == ".toml":
         try:
             import tomllib

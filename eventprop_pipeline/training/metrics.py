@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from eventprop_core.atomic import atomic_write_text
+from eventprop_core.errors import OutputWriteError
 
 COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_accuracy", "lr", "spikes_per_neuron",
            "silent_neurons", "seconds")
@@ -24,12 +25,15 @@ def append_metrics(run_dir, row: dict) -> None:
     run_dir = Path(run_dir)
     csv_path = run_dir / CSV_NAME
     new = not csv_path.exists()
-    with open(csv_path, "a") as fh:
-        if new:
-            fh.write(_csv_line(None))
-        fh.write(_csv_line(row))
-    with open(run_dir / JSONL_NAME, "a") as fh:
-        fh.write(json.dumps({c: row[c] for c in COLUMNS}) + "\n")
+    # Appends are not atomic; a torn last line is repaired on resume (rewrite_metrics from the checkpoint).
+    for path, text in ((csv_path, (_csv_line(None) if new else "") + _csv_line(row)),
+                       (run_dir / JSONL_NAME, json.dumps({c: row[c] for c in COLUMNS}) + "\n")):
+        try:
+            with open(path, "a") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise OutputWriteError(f"{path}: cannot write ({exc.strerror or exc}); the checkpoint is intact, "
+                                   f"free some space and continue with `eventprop train --resume {run_dir}`") from None
 
 
 def rewrite_metrics(run_dir, rows: list[dict]) -> None:

@@ -17,7 +17,9 @@ import numpy as np
 from eventprop_core.atomic import atomic_write_text
 from ..data.batching import batch_indices
 from ..data.events import SpikeDataset
-from eventprop_core.errors import ConfigError, PipelineError
+from eventprop_core.errors import ConfigError, Interrupted, PipelineError
+from ..interrupts import ignore_further_interrupts
+from ..run_folder import RunFolder
 from eventprop_core.network import WEIGHT_NAMES, Network
 from .adam import AdamState, adam_step
 from .augment import concat, draw_shifts, make_blended, shift_channels
@@ -37,7 +39,7 @@ RESUMABLE_CHANGES = ("optim.epochs", "device")
 _BLEND_STREAM, _SHIFT_STREAM = 1, 2
 
 
-class TrainingInterrupted(PipelineError):
+class TrainingInterrupted(Interrupted):
     """Ctrl-C during training; the checkpoint of the last completed epoch is intact."""
 
 
@@ -176,6 +178,16 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     # leave (or, with --force, delete) a run behind.
     device = resolve_device(cfg.device)
     data = load_run_data(cfg)
+    with RunFolder(run_dir, "training", mode="resume" if resume else "force", legacy=(CHECKPOINT,)):
+        return _train_in_folder(cfg, data, device, run_dir, ckpt if resume else None, force, progress,
+                                max_epochs_this_call, log, started)
+
+
+def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path, ckpt: Checkpoint | None,
+                     force: bool, progress: bool, max_epochs_this_call: int | None, log, started: float
+                     ) -> TrainSummary:
+    """train() once the run folder is claimed (locked); ckpt is the checkpoint to resume from."""
+    resume = ckpt is not None
     if not resume:
         _prepare_run_dir(run_dir, force)
     params = cfg.network.model_params()
@@ -208,8 +220,9 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
             if max_epochs_this_call is not None and epochs_run >= max_epochs_this_call:
                 break
             _train_epoch(run, cfg, data, device, progress, log)
-            _save_epoch(run, cfg, data, run_dir)
+            save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))   # alone enough to resume
             saved_epoch = run.epoch
+            _save_epoch_files(run, cfg, data, run_dir)
             epochs_run += 1
         finished = run.epoch >= cfg.optim.epochs
         if finished:
@@ -220,6 +233,7 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
             log(f"test accuracy of best.npz (epoch {run.best_epoch}): {100 * test_accuracy:.2f}% "
                 f"on {len(data.test)} samples")
     except KeyboardInterrupt:
+        ignore_further_interrupts()
         doing = (f"during epoch {saved_epoch + 1}" if saved_epoch < cfg.optim.epochs
                  else "while evaluating the test set")
         raise TrainingInterrupted(
@@ -290,9 +304,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
         f"{row['silent_neurons']} silent, {row['seconds']:.1f} s" + (" (lr reduced)" if reduced else ""))
 
 
-def _save_epoch(run: _Run, cfg: TrainConfig, data: RunData, run_dir: Path) -> None:
-    """Checkpoint first: it alone is enough to resume; the other files are rebuilt from it."""
-    save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
+def _save_epoch_files(run: _Run, cfg: TrainConfig, data: RunData, run_dir: Path) -> None:
+    """After the checkpoint: the network files and the metrics row (rebuilt from it on resume)."""
     params = run.net.params
     Network({k: run.net.weights[k].copy() for k in WEIGHT_NAMES}, params,
             _provenance(cfg, data, run.epoch, {"kind": "last"})).save(run_dir / LAST)
