@@ -45,6 +45,11 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return dispatch(args)
+
+
+def dispatch(args) -> int:
+    """Run a parsed command; project errors print as one `error: ...` line (exit 1)."""
     try:
         return int(args.func(args) or 0)
     except PipelineError as exc:

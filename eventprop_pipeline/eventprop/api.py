@@ -8,7 +8,7 @@ from ..devices import resolve_device_name
 from ..errors import ConfigError
 from ..network import Network
 from .inputs import to_events
-from .options import BatchResult, LossOptions
+from .options import BatchResult, LossOptions, ShardSpec
 
 
 def _resolve(device) -> str:
@@ -16,7 +16,7 @@ def _resolve(device) -> str:
 
 
 def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptions(),
-                  device="cpu") -> BatchResult:
+                  device="cpu", shard: ShardSpec | None = None) -> BatchResult:
     """Loss, gradients, readout and hidden spike counts of one batch.
 
     inputs: dense (B, T, n_in) spikes (numpy or torch) or a SpikeDataset holding exactly the batch.
@@ -29,9 +29,10 @@ def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptio
     if dev == "cpu":
         from . import cpu_engine
         ev, labels = to_events(net, inputs, labels)
-        return cpu_engine.compute(net, ev, labels, options)
+        return cpu_engine.compute(net, ev, labels, options, shard)
     from . import torch_engine
-    return torch_engine.compute(net, inputs, labels, options, device="cpu" if dev == "torch-cpu" else dev)
+    return torch_engine.compute(net, inputs, labels, options, device="cpu" if dev == "torch-cpu" else dev,
+                                shard=shard)
 
 
 def loss_and_gradients(net: Network, spikes, labels, device="cpu", **loss_options) -> tuple[float, dict[str, np.ndarray]]:
