@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import DataError
 from .binning import time_to_step
-from .events import SpikeDataset, from_events
+from .compact import GrowingEvents, bin_chunk, count_dtype, step_dtype, unit_dtype
+from .events import SpikeDataset
 
 DOWNLOAD_BASE = "https://zenkelab.org/datasets/"
 SPEC = {
@@ -42,67 +43,128 @@ def missing_file_message(name: str, path: Path) -> str:
             f"into {path.parent}/, or point --data-root (or ${DATA_ROOT_ENV}) at the folder holding {folder}/")
 
 
+READ_CHUNK = 2048     # samples read and binned at a time: bounds the temporaries at any file size
+
+
 def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, graded: bool = False,
-                    n_channels: int | None = None, n_classes: int | None = None, limit: int | None = None
-                    ) -> SpikeDataset:
-    """Read and bin one SHD/SSC-layout file. Spikes at or after timesteps*dt are cropped."""
+                    n_channels: int | None = None, n_classes: int | None = None, limit: int | None = None,
+                    samples: tuple[int, int] | None = None, progress: bool = False) -> SpikeDataset:
+    """Read and bin one SHD/SSC-layout file. Spikes at or after timesteps*dt are cropped.
+
+    Read READ_CHUNK samples at a time into compact storage (16-bit steps and units); `samples`
+    = (start, stop) reads only that range (a data-parallel rank's share), `limit` the first N.
+    """
     path = Path(path)
     dataset_key = name.lower()
     if not path.is_file():
         raise DataError(missing_file_message(dataset_key, path) if dataset_key in SPEC
                         else f"spike file not found: {path}")
+    spec = SPEC.get(dataset_key)
     try:
         with h5py.File(path, "r") as f:
             for key in ("spikes/times", "spikes/units", "labels"):
                 if key not in f:
                     raise DataError(f"{path}: missing dataset '{key}' (expected tonic's SHD/SSC layout)")
-            sel = slice(None) if limit is None else slice(0, limit)
-            times = f["spikes/times"][sel]
-            units = f["spikes/units"][sel]
-            labels = np.asarray(f["labels"][sel], dtype=np.int64)
+            times_ds, units_ds, labels_ds = f["spikes/times"], f["spikes/units"], f["labels"]
+            if not (len(times_ds) == len(units_ds) == len(labels_ds)):
+                raise DataError(f"{path}: spikes/times ({len(times_ds)}), spikes/units ({len(units_ds)}) and "
+                                f"labels ({len(labels_ds)}) differ in length")
+            start, stop = samples if samples is not None else (0, len(labels_ds))
+            stop = min(stop, len(labels_ds), start + limit if limit is not None else stop)
+            start = min(start, stop)
+            if n_channels is None and not spec:      # a file of unknown layout: its own largest unit
+                n_channels = _largest_unit(units_ds, start, stop) + 1
+            labels = np.asarray(labels_ds[start:stop], dtype=np.int64)
+            n_channels = n_channels or spec[3]
+            n_classes = n_classes or (spec[4] if spec else int(labels.max(initial=-1)) + 1)
+            if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+                raise DataError(f"{path}: label {int(labels.max())} out of range for {n_classes} classes")
+            out, offsets = None, np.zeros(stop - start + 1, np.int64)
+            from tqdm.auto import tqdm
+            with tqdm(total=stop - start, desc=f"read {path.name}", unit="sample", disable=not progress) as bar:
+                for a in range(start, stop, READ_CHUNK):
+                    b = min(stop, a + READ_CHUNK)
+                    st, un, cn, per = _read_chunk(path, times_ds, units_ds, a, b, dt, timesteps, n_channels, graded)
+                    if out is None:   # capacity from the first chunk's density, with room to spare
+                        estimate = int(1.25 * len(st) * (stop - start) / (b - a)) + 1024
+                        out = GrowingEvents(estimate, (st.dtype, un.dtype, cn.dtype))
+                    out.append(st, un, cn)
+                    np.cumsum(per, out=offsets[a - start + 1:b - start + 1])
+                    offsets[a - start + 1:b - start + 1] += offsets[a - start]
+                    bar.update(b - a)
     except DataError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {exc}") from None
-    if not (len(times) == len(units) == len(labels)):
-        raise DataError(f"{path}: spikes/times ({len(times)}), spikes/units ({len(units)}) and labels "
-                        f"({len(labels)}) differ in length")
+    if out is None:
+        st, un, cn = (np.zeros(0, step_dtype(timesteps)), np.zeros(0, unit_dtype(n_channels)),
+                      np.zeros(0, count_dtype(graded)))
+    else:
+        st, un, cn = out.result()
+    return SpikeDataset(st, un, cn, offsets, labels, n_channels, n_classes, timesteps, dt, name=f"{path.name}")
+
+
+def _largest_unit(units_ds, start: int, stop: int) -> int:
+    most = -1
+    for a in range(start, stop, READ_CHUNK):
+        for u in units_ds[a:min(stop, a + READ_CHUNK)]:
+            if len(u):
+                most = max(most, int(u.max()))
+    return most
+
+
+def _read_chunk(path, times_ds, units_ds, a: int, b: int, dt: float, timesteps: int, n_channels: int,
+                graded: bool):
+    times, units = times_ds[a:b], units_ds[a:b]
     lengths = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
     unit_lengths = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
     bad = np.nonzero(lengths != unit_lengths)[0]
     if len(bad):
-        raise DataError(f"{path}: sample {bad[0]} has {lengths[bad[0]]} spike times but {unit_lengths[bad[0]]} units")
+        i = bad[0]
+        raise DataError(f"{path}: sample {a + i} has {lengths[i]} spike times but {unit_lengths[i]} units")
     # Widened, never re-rounded: SHD/SSC store float16, other files keep their own precision.
-    all_times = np.concatenate(times).astype(np.float64) if len(times) else np.zeros(0)
+    all_times = np.concatenate(times) if len(times) else np.zeros(0)
     all_units = np.concatenate(units).astype(np.int64) if len(units) else np.zeros(0, np.int64)
-    spec = SPEC.get(dataset_key)
-    n_channels = n_channels or (spec[3] if spec else int(all_units.max(initial=-1)) + 1)
-    n_classes = n_classes or (spec[4] if spec else int(labels.max(initial=-1)) + 1)
+    del times, units
     if len(all_units) and (all_units.min() < 0 or all_units.max() >= n_channels):
         raise DataError(f"{path}: unit index {int(all_units.max())} out of range for {n_channels} channels")
-    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataError(f"{path}: label {int(labels.max())} out of range for {n_classes} classes")
     if len(all_times) and not np.isfinite(all_times).all():
         raise DataError(f"{path}: spikes/times contains NaN or inf")
-    sample_index = np.repeat(np.arange(len(labels)), lengths)
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     steps = time_to_step(all_times, dt)
-    return from_events(sample_index, steps, all_units, labels, n_channels=n_channels, n_classes=n_classes,
-                       timesteps=timesteps, dt=dt, graded=graded, name=f"{path.name}")
+    return bin_chunk(offsets, steps, all_units, timesteps=timesteps, n_channels=n_channels, graded=graded)
 
 
 def write_spike_file(path, times_s: list, units: list, labels, *, extra_keys: bool = True) -> None:
     """Write samples in tonic's SHD layout (used by tests and by the synthetic-to-file exporter)."""
+    write_spike_chunks(path, len(labels), [(times_s, units, labels)], extra_keys=extra_keys)
+
+
+def write_spike_chunks(path, n: int, chunks, *, extra_keys: bool = True) -> None:
+    """Write n samples in tonic's SHD layout from an iterable of (times_s, units, labels) chunks, one
+    chunk in memory at a time; the file appears (atomically) only when complete."""
     from ..atomic import atomic_path
 
     vt = h5py.vlen_dtype(np.dtype("float16"))
     vu = h5py.vlen_dtype(np.dtype("uint16"))
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            t = f.create_dataset("spikes/times", (len(times_s),), dtype=vt)
-            u = f.create_dataset("spikes/units", (len(units),), dtype=vu)
-            for i, (ts, us) in enumerate(zip(times_s, units)):
-                t[i] = np.asarray(ts, dtype=np.float16)
-                u[i] = np.asarray(us, dtype=np.uint16)
-            f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+            t = f.create_dataset("spikes/times", (n,), dtype=vt)
+            u = f.create_dataset("spikes/units", (n,), dtype=vu)
+            lab = f.create_dataset("labels", (n,), dtype=np.uint16)
             if extra_keys:
-                f.create_dataset("extra/speaker", data=np.zeros(len(labels), dtype=np.uint16))
+                f.create_dataset("extra/speaker", data=np.zeros(n, dtype=np.uint16))
+            at = 0
+            for times_s, units, labels in chunks:
+                k = len(labels)
+                tt, uu = np.empty(k, dtype=object), np.empty(k, dtype=object)
+                for i in range(k):
+                    tt[i] = np.asarray(times_s[i], dtype=np.float16)
+                    uu[i] = np.asarray(units[i], dtype=np.uint16)
+                if k:
+                    t[at:at + k], u[at:at + k] = tt, uu
+                    lab[at:at + k] = np.asarray(labels, dtype=np.uint16)
+                at += k
+            if at != n:
+                raise ValueError(f"write_spike_chunks: {at} samples given, {n} announced")

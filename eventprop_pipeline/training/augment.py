@@ -57,8 +57,9 @@ def blend_events(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray,
     t2, c2 = centre_of_mass(s2, u2)
     dt = int(np.rint(t1 - t2)) if len(s1) and len(s2) else 0
     dc = int(np.rint(c1 - c2)) if len(s1) and len(s2) else 0
-    steps = np.concatenate([s1[keep_first], s2[keep_second] + dt]).astype(np.int64)
-    units = np.concatenate([u1[keep_first], u2[keep_second] + dc]).astype(np.int64)
+    # int64 before the offsets: compact storage is unsigned 16-bit and the offsets may be negative
+    steps = np.concatenate([s1[keep_first].astype(np.int64), s2[keep_second].astype(np.int64) + dt])
+    units = np.concatenate([u1[keep_first].astype(np.int64), u2[keep_second].astype(np.int64) + dc])
     return steps, units
 
 
