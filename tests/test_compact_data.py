@@ -92,3 +92,26 @@ def test_make_synthetic_ssc_layout_is_what_the_generator_makes(tmp_path, capsys)
     assert got.n_classes == 35
     assert main(["make-synthetic", "--layout", "ssc", "--out", str(out), "--n-classes", "20"]) == 1
     assert "SSC has 700 channels and 35 classes" in capsys.readouterr().err
+
+
+def test_blends_in_chunks_and_joined_batches_equal_the_whole(monkeypatch):
+    from eventprop_pipeline.training import augment
+    data = generate_split(SyntheticConfig(n_channels=50, n_classes=4, timesteps=60, n_train=40, n_test=2), "train")
+    whole = augment.make_blended(data, 30, (0.5, 0.7), np.random.default_rng(4))
+    monkeypatch.setattr(augment, "BLEND_CHUNK", 7)
+    assert same(augment.make_blended(data, 30, (0.5, 0.7), np.random.default_rng(4)), whole)
+    # each blended sample is from_events (the reference) of its blend_events
+    rng = np.random.default_rng(4)
+    pairs = augment.draw_blend_pairs(rng, data.labels, 30)
+    for k, (i, j) in enumerate(pairs[:3]):
+        s1, u1, _ = data.events(int(i))
+        s2, u2, _ = data.events(int(j))
+        s, u = augment.blend_events((s1, u1), (s2, u2), rng.random(len(s1)) < 0.5, rng.random(len(s2)) < 0.7)
+        ref = from_events(np.zeros(len(s), np.int64), s, u, np.zeros(1, np.int64), n_channels=50, n_classes=4,
+                          timesteps=60, dt=1.0)
+        for x, y in zip(whole.events(k), ref.events(0)):
+            np.testing.assert_array_equal(x, y)
+    joined = augment.Joined(data, whole)
+    idx = np.random.default_rng(0).permutation(70)[:25]
+    assert same(joined.subset(idx), augment.concat(data, whole).subset(idx))
+    assert len(joined) == 70

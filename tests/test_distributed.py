@@ -168,3 +168,27 @@ def test_nproc_rejects_nonsense(capsys):
     from eventprop_pipeline.cli.main import main
     assert main(["train", "--out", "x", "--nproc", "0"]) == 1
     assert "--nproc 0" in capsys.readouterr().err
+
+
+def test_evaluate_over_two_processes_equals_one(tmp_path):
+    """Each rank reads and bins only its share of the file (load_dataset's samples range)."""
+    from eventprop_pipeline.params import ModelParams
+    model = tmp_path / "net.npz"
+    root = tmp_path / "root"
+    from eventprop_pipeline.cli.main import main
+    assert main(["make-synthetic", "--layout", "shd", "--out", str(root), "--n-train", "4", "--n-test", "37",
+                 "--timesteps", "60", "--n-channels", "700"]) == 0
+    net = Network.initialise(700, 16, 20, params=ModelParams(timesteps=60), seed=2,
+                             init={"input_hidden": (0.3, 0.1), "hidden_hidden": (0.0, 0.05),
+                                   "hidden_output": (0.0, 0.3)})
+    net.save(model)
+    common = ["evaluate", str(model), "--dataset", "shd", "--data-root", str(root), "--limit", "35"]
+    assert main([*common, "--predictions", str(tmp_path / "one.npz")]) == 0
+    proc = subprocess.run(cli(*common, "--nproc", "2", "--predictions", str(tmp_path / "two.npz")),
+                          env=env_with_repo(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("accuracy") == 1 and "/35, backend float" in proc.stdout
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    for key in ("pred", "label", "score", "hidden_spikes"):
+        assert one[key].tobytes() == two[key].tobytes(), key
+    assert one["hidden_spikes"].sum() > 0

@@ -162,9 +162,12 @@ def write_spike_chunks(path, n: int, chunks, *, extra_keys: bool = True) -> None
                 for i in range(k):
                     tt[i] = np.asarray(times_s[i], dtype=np.float16)
                     uu[i] = np.asarray(units[i], dtype=np.uint16)
-                if k:
+                if len({len(x) for x in tt}) > 1:
                     t[at:at + k], u[at:at + k] = tt, uu
-                    lab[at:at + k] = np.asarray(labels, dtype=np.uint16)
+                else:   # h5py would read equal lengths as one 2-D array
+                    for i in range(k):
+                        t[at + i], u[at + i] = tt[i], uu[i]
+                lab[at:at + k] = np.asarray(labels, dtype=np.uint16)
                 at += k
             if at != n:
                 raise ValueError(f"write_spike_chunks: {at} samples given, {n} announced")

@@ -278,14 +278,15 @@ def evaluate_float(comm: Comm, net, data, *, batch_size: int, device: str, progr
 
     start, stop = sample_range(len(data), comm.rank, comm.world)
     local = evaluate_one(net, data.subset(np.arange(start, stop)), batch_size=batch_size, device=device,
-                         progress=progress) if stop > start else _empty_result(net)
+                         progress=progress) if stop > start else empty_result(net.n_output, "float")
     return gather_evaluation(comm, local, start, len(data))
 
 
-def _empty_result(net):
+def empty_result(n_output: int, backend: str):
+    """The EvaluationResult of a rank with no samples (more ranks than samples)."""
     from ..evaluation import EvaluationResult
     z = np.zeros(0, np.int64)
-    return EvaluationResult(z, z, np.zeros((0, net.n_output), np.float32), z, "float")
+    return EvaluationResult(z, z, np.zeros((0, n_output), np.float32), z, backend)
 
 
 # ---------------------------------------------------------------- `--nproc N`: local processes

@@ -20,7 +20,7 @@ from ..data.events import SpikeDataset
 from ..errors import ConfigError, PipelineError
 from ..network import WEIGHT_NAMES, Network
 from .adam import AdamState, adam_step
-from .augment import concat, draw_shifts, make_blended, shift_channels
+from .augment import Joined, draw_shifts, make_blended, shift_channels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, build_config
 from . import distributed as dist_
@@ -69,14 +69,15 @@ def resolve_device(device: str) -> str:
     return resolve_device_name(device)
 
 
-def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> SpikeDataset:
-    """The training samples of one epoch: the originals plus this epoch's blended samples."""
+def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> "SpikeDataset | Joined":
+    """The training samples of one epoch: the originals plus this epoch's blended samples (joined
+    without copying the originals)."""
     a = cfg.augment
     n_blend = int(round(a.blend_fraction * len(train))) if a.blend else 0
     if n_blend == 0:
         return train
     rng = np.random.default_rng([cfg.seed, epoch, _BLEND_STREAM])
-    return concat(train, make_blended(train, n_blend, a.blend_probs, rng))
+    return Joined(train, make_blended(train, n_blend, a.blend_probs, rng))
 
 
 def batch_shifts(cfg: TrainConfig, epoch: int, batch: int, n: int) -> np.ndarray:
