@@ -100,6 +100,27 @@ def test_parts_with_global_spike_counts_sum_to_the_whole_batch_bit_for_bit():
     assert not np.array_equal(alone.grads["input_hidden"], told.grads["input_hidden"])
 
 
+def test_torch_engine_parts_sum_to_the_whole_batch_within_rounding():
+    """The CUDA path's engine (run here on the CPU): one float64 sum per part, same global counts."""
+    rng = np.random.default_rng(5)
+    B, T, n_in, H, O = 6, 50, 20, 12, 3
+    from eventprop_pipeline.params import ModelParams
+    net = Network.initialise(n_in, H, O, params=ModelParams(timesteps=T), seed=2,
+                             init={"input_hidden": (0.3, 0.1), "hidden_hidden": (0.0, 0.05),
+                                   "hidden_output": (0.0, 0.2)})
+    x = (rng.random((B, T, n_in)) < 0.08).astype(np.float32)
+    y = rng.integers(0, O, B)
+    opts = LossOptions(reg_lambda_upper=1e-3, reg_nu_upper=1.0)
+    whole = compute_batch(net, x, y, opts, device="torch-cpu")
+    total = whole.hidden_spike_counts.sum(axis=0)
+    parts = [compute_batch(net, x[a:b], y[a:b], opts, device="torch-cpu", shard=ShardSpec(B, 1, lambda c: total))
+             for a, b in ((0, 2), (2, 6))]
+    for k, g in whole.grads.items():
+        summed = sum(p.grads[k][0] for p in parts)
+        assert parts[0].grads[k].shape == (1, *g.shape)
+        np.testing.assert_allclose(summed, g, rtol=1e-6, atol=1e-6 * np.abs(g).max())
+
+
 def test_two_processes_give_the_weights_of_one_process(tmp_path):
     one = tmp_path / "one"
     train(tiny(**{"optim.epochs": 2}), one, **quiet)
