@@ -118,7 +118,7 @@ def run_child(*args) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", required=True, help="folder holding SSC/ssc_{train,valid,test}.h5")
+    ap.add_argument("--data-root", help="folder holding SSC/ssc_{train,valid,test}.h5 (required)")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--batches", type=int, default=20, help="training batches measured (default 20)")
@@ -138,6 +138,8 @@ def main(argv=None) -> int:
             result = child_epoch(rest[0], *map(int, rest[1:]))
         print(json.dumps(result))
         return 0
+    if not args.data_root:
+        ap.error("--data-root is required")
     print(f"machine: {os.cpu_count()} cpus (shared with other work: figures are upper bounds)")
     full = run_child("load", args.data_root, 0)
     print(f"load_samples: {full['samples']}")

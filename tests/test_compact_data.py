@@ -5,7 +5,8 @@ import pytest
 
 from eventprop_pipeline.cli.main import main
 from eventprop_pipeline.data import spike_files
-from eventprop_pipeline.data.compact import GrowingEvents, bin_chunk
+from eventprop_pipeline.data.binning import time_to_step
+from eventprop_pipeline.data.compact import GrowingEvents, bin_chunk, bin_times_chunk
 from eventprop_pipeline.data.events import from_events
 from eventprop_pipeline.data.registry import load_dataset
 from eventprop_pipeline.data.spike_files import read_spike_file, write_spike_file
@@ -40,6 +41,25 @@ def test_bin_chunk_equals_from_events(graded, time_ordered):
     np.testing.assert_array_equal(cn, ref.counts)
     np.testing.assert_array_equal(np.concatenate([[0], np.cumsum(per)]), ref.offsets)
     assert st.dtype == np.uint16 and un.dtype == np.uint16 and cn.dtype == (np.uint16 if graded else np.uint8)
+
+
+@pytest.mark.parametrize("dt", [1.0, 0.7])
+def test_bin_times_chunk_equals_time_to_step_and_from_events(dt):
+    rng = np.random.default_rng(6)
+    n, T, C = 30, 50, 9
+    lengths = rng.integers(0, 70, n)
+    sample = np.repeat(np.arange(n), lengths)
+    # float16 seconds (as in SHD files), many exactly on bin edges, some past T, some negative
+    t = np.where(rng.random(len(sample)) < 0.5, rng.integers(-1, T + 2, len(sample)) * dt / 1000,
+                 rng.uniform(-0.001, (T + 2) * dt / 1000, len(sample))).astype(np.float16)
+    units = rng.integers(0, C, len(sample)).astype(np.uint16)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ref = from_events(sample, time_to_step(t, dt), units.astype(np.int64), np.zeros(n, np.int64), n_channels=C,
+                      n_classes=1, timesteps=T, dt=dt, graded=True)
+    st, un, cn, per = bin_times_chunk(offsets, t, units, dt=dt, timesteps=T, n_channels=C, graded=True)
+    for got, want in ((st, ref.steps), (un, ref.units), (cn, ref.counts),
+                      (np.concatenate([[0], np.cumsum(per)]), ref.offsets)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_growing_events_keeps_everything_when_the_estimate_is_low():

@@ -11,8 +11,7 @@ import h5py
 import numpy as np
 
 from ..errors import DataError
-from .binning import time_to_step
-from .compact import GrowingEvents, bin_chunk, count_dtype, step_dtype, unit_dtype
+from .compact import GrowingEvents, bin_times_chunk, count_dtype, step_dtype, unit_dtype
 from .events import SpikeDataset
 
 DOWNLOAD_BASE = "https://zenkelab.org/datasets/"
@@ -43,7 +42,7 @@ def missing_file_message(name: str, path: Path) -> str:
             f"into {path.parent}/, or point --data-root (or ${DATA_ROOT_ENV}) at the folder holding {folder}/")
 
 
-READ_CHUNK = 2048     # samples read and binned at a time: bounds the temporaries at any file size
+READ_CHUNK = 512      # samples read and binned at a time: bounds the temporaries at any file size
 
 
 def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, graded: bool = False,
@@ -124,7 +123,7 @@ def _read_chunk(path, times_ds, units_ds, a: int, b: int, dt: float, timesteps: 
         raise DataError(f"{path}: sample {a + i} has {lengths[i]} spike times but {unit_lengths[i]} units")
     # Widened, never re-rounded: SHD/SSC store float16, other files keep their own precision.
     all_times = np.concatenate(times) if len(times) else np.zeros(0)
-    all_units = np.concatenate(units).astype(np.int64) if len(units) else np.zeros(0, np.int64)
+    all_units = np.concatenate(units) if len(units) else np.zeros(0, np.int64)
     del times, units
     if len(all_units) and (all_units.min() < 0 or all_units.max() >= n_channels):
         raise DataError(f"{path}: unit index {int(all_units.max())} out of range for {n_channels} channels")
@@ -132,8 +131,8 @@ def _read_chunk(path, times_ds, units_ds, a: int, b: int, dt: float, timesteps: 
         raise DataError(f"{path}: spikes/times contains NaN or inf")
     offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    steps = time_to_step(all_times, dt)
-    return bin_chunk(offsets, steps, all_units, timesteps=timesteps, n_channels=n_channels, graded=graded)
+    return bin_times_chunk(offsets, all_times, all_units, dt=dt, timesteps=timesteps, n_channels=n_channels,
+                           graded=graded)
 
 
 def write_spike_file(path, times_s: list, units: list, labels, *, extra_keys: bool = True) -> None:
