@@ -34,11 +34,11 @@ def _peak_mib() -> float:
 
 def child_load(root: str, limit: int | None) -> dict:
     from eventprop_pipeline.data import load_dataset
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     d = load_dataset("ssc", "train", data_root=root, timesteps=1000, limit=limit)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     n_bytes = sum(a.nbytes for a in (d.steps, d.units, d.counts, d.offsets, d.labels))
-    return {"seconds": seconds, "peak_mib": _peak_mib(), "samples": len(d), "events": int(len(d.steps)),
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": _peak_mib(), "samples": len(d), "events": int(len(d.steps)),
             "data_mib": n_bytes / 2 ** 20}
 
 
@@ -49,7 +49,7 @@ def child_reference(root: str, limit: int) -> dict:
 
     from eventprop_pipeline.data.binning import time_to_step
     from eventprop_pipeline.data.events import from_events
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with h5py.File(os.path.join(root, "SSC", "ssc_train.h5"), "r") as f:
         times, units = f["spikes/times"][:limit], f["spikes/units"][:limit]
         labels = np.asarray(f["labels"][:limit], np.int64)
@@ -59,7 +59,8 @@ def child_reference(root: str, limit: int) -> dict:
     sample = np.repeat(np.arange(len(labels)), lengths)
     d = from_events(sample, time_to_step(all_times, 1.0), all_units, labels, n_channels=700, n_classes=35,
                     timesteps=1000, dt=1.0)
-    return {"seconds": time.perf_counter() - t0, "peak_mib": _peak_mib(), "events": int(len(d.steps))}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "peak_mib": _peak_mib(),
+            "events": int(len(d.steps))}
 
 
 def child_epoch(root: str, hidden: int, batches: int, valid_samples: int, batch_size: int) -> dict:
@@ -145,6 +146,7 @@ def main(argv=None) -> int:
     print(f"load_samples: {full['samples']}")
     print(f"load_events: {full['events']}")
     print(f"load_seconds: {full['seconds']:.1f}")
+    print(f"load_cpu_seconds: {full['cpu_seconds']:.1f} (all threads; wall above this = waiting for the shared CPUs or disk)")
     print(f"load_peak_rss_mib: {full['peak_mib']:.0f}")
     print(f"load_data_mib: {full['data_mib']:.0f}")
     print(f"load_bytes_per_event: {full['data_mib'] * 2 ** 20 / max(1, full['events']):.2f}")
@@ -155,6 +157,9 @@ def main(argv=None) -> int:
     print(f"reference_seconds: {ref['seconds']:.2f}")
     print(f"chunked_seconds_same_samples: {new['seconds']:.2f}")
     print(f"reference_over_chunked_seconds: {ref['seconds'] / new['seconds']:.2f}")
+    print(f"reference_cpu_seconds: {ref['cpu_seconds']:.2f}")
+    print(f"chunked_cpu_seconds_same_samples: {new['cpu_seconds']:.2f}")
+    print(f"reference_over_chunked_cpu_seconds: {ref['cpu_seconds'] / new['cpu_seconds']:.2f}")
     print(f"reference_peak_rss_mib: {ref['peak_mib']:.0f}")
     print(f"chunked_peak_rss_mib_same_samples: {new['peak_mib']:.0f}")
     print(f"reference_over_chunked_peak_rss: {ref['peak_mib'] / new['peak_mib']:.2f}")
