@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     train_s = per_sample * e["epoch_samples"]
     valid_s = per_valid * e["valid_samples"]
     print(f"epoch_network: 700-{args.hidden}-35, T=1000, batch {args.batch_size}")
-    print(f"epoch_load_train_and_valid_seconds: {e['load_seconds']:.1f}")
+    print(f"epoch_load_train_valid_test_seconds: {e['load_seconds']:.1f}")
     print(f"epoch_samples_with_blends: {e['epoch_samples']}")
     print(f"epoch_blend_seconds: {e['blend_seconds']:.1f}")
     print(f"epoch_measured_batches: {args.batches} ({e['train_samples_measured']} samples, "

@@ -130,6 +130,16 @@ def local_positions(batch_size: int, rank: int, world: int) -> tuple[np.ndarray,
     return np.asarray(pos, dtype=np.int64), q1 - q0
 
 
+def batch_share(batch_size: int, rank: int, world: int, device: str) -> tuple[np.ndarray, int]:
+    """This rank's positions in a global batch and its number of gradient chunks. The CPU engine
+    splits along its chunks (bit-identical for any N; at most 8 ranks busy per batch); the torch
+    engine (CUDA) sums with matmuls anyway, so there the samples are shared evenly over all ranks."""
+    if device == "cpu":
+        return local_positions(batch_size, rank, world)
+    start, stop = sample_range(batch_size, rank, world)
+    return np.arange(start, stop), 1
+
+
 @dataclass
 class StepResult:
     """What the trainer needs from one global batch, identical on every rank."""
@@ -213,7 +223,7 @@ def global_step(comm: Comm, net, samples_local, labels_local: np.ndarray, positi
     if cpu:
         chunk_counts = [q1 - q0 for q0, q1 in (chunk_range(n_chunks(B), r, comm.world) for r in range(comm.world))]
     else:   # the torch engine gives one float64 sum per rank that has samples
-        chunk_counts = [int(len(local_positions(B, r, comm.world)[0]) > 0) for r in range(comm.world)]
+        chunk_counts = [int(stop > start) for start, stop in (sample_range(B, r, comm.world) for r in range(comm.world))]
     reduced = {}
 
     def reduce_counts(local: np.ndarray) -> np.ndarray:

@@ -287,7 +287,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
                 grads, loss, readout = result.grads, result.loss, result.readout
                 batch_spikes = np.asarray(result.hidden_spike_counts, dtype=np.float64).sum(axis=0)
             else:   # this rank's part of the global batch, reduced to the single-process result
-                pos, m = dist_.local_positions(len(idx), comm.rank, comm.world)
+                pos, m = dist_.batch_share(len(idx), comm.rank, comm.world, device)
                 part = shift_channels(samples.subset(idx[pos]), shifts[pos])
                 step = dist_.global_step(comm, run.net, part, part.labels, pos, m, samples.labels[idx],
                                          options, device)
