@@ -83,7 +83,10 @@ def run(args) -> int:
     if args.dist_timeout is not None and args.dist_timeout <= 0:
         raise ConfigError(f"--dist-timeout {args.dist_timeout}: give a positive number of seconds")
     if args.nproc and args.nproc > 1:
+        from ..training import load_train_config
         from ..training.distributed import launch_local
+        if not args.resume:   # a bad config fails here, once, not in every rank
+            load_train_config(args.config, overrides)
         run_dir = args.resume or args.out
         launch_local(args.nproc, args, timeout_s=args.dist_timeout,
                      what=f"Continue the run with: eventprop train --resume {run_dir}")
