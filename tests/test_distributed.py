@@ -41,10 +41,10 @@ def env_with_repo(**extra) -> dict:
     return env
 
 
-def tiny_config_file(tmp_path: Path, epochs: int) -> Path:
+def tiny_config_file(tmp_path: Path, epochs: int, **changes) -> Path:
     """TINY as a config file for the CLI (JSON: the format of a run's own config.json)."""
     path = tmp_path / "tiny.json"
-    path.write_text(tiny(**{"optim.epochs": epochs}).to_json())
+    path.write_text(tiny(**{"optim.epochs": epochs, **changes}).to_json())
     return path
 
 
@@ -123,14 +123,25 @@ def test_torch_engine_parts_sum_to_the_whole_batch_within_rounding():
 
 
 def test_two_processes_give_the_weights_of_one_process(tmp_path):
+    """SHD-layout files, so the ranks also share one binned copy of each split (each binning its share)."""
+    import glob
+    import tempfile
+    from eventprop_pipeline.cli.main import main
+    root = tmp_path / "root"
+    assert main(["make-synthetic", "--layout", "shd", "--out", str(root), "--n-train", "60", "--n-test", "20",
+                 "--timesteps", "60"]) == 0
+    files = {"dataset": "shd", "data_root": str(root), "network.init_input_hidden": [0.04, 0.02]}
     one = tmp_path / "one"
-    train(tiny(**{"optim.epochs": 2}), one, **quiet)
+    train(tiny(**{"optim.epochs": 2, **files}), one, **quiet)
     two = tmp_path / "two"
-    config = tiny_config_file(tmp_path, epochs=2)
+    config = tiny_config_file(tmp_path, 2, **files)
+    left_before = set(glob.glob(str(Path(tempfile.gettempdir()) / "eventprop-shared-*")))
     proc = subprocess.run(cli("train", "--config", str(config), "--out", str(two), "--nproc", "2"),
                           env=env_with_repo(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("best model:") == 1 and "2 data-parallel ranks (gloo)" in proc.stdout
+    assert "each split binned once (every rank its share) and shared" in proc.stdout
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "eventprop-shared-*"))) == left_before   # cleaned up
     assert weights_bytes(one) == weights_bytes(two)
     drop_time = lambda p: [line.rsplit(",", 1)[0] for line in (p / "metrics.csv").read_text().splitlines()]
     assert drop_time(one) == drop_time(two)        # losses, accuracies, spike counts: the same numbers

@@ -180,7 +180,8 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     root = comm is None or comm.ctx.is_root
     if not root:
         log, progress = (lambda *a, **k: None), False
-    data = load_run_data(cfg)
+    shared = dist_.shared_run_data_loader(comm, cfg) if comm is not None else None
+    data = load_run_data(cfg, shared)
     if not resume and root:
         try:
             _prepare_run_dir(run_dir, force)
@@ -211,7 +212,8 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
             save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
     if root:
         atomic_write_text(run_dir / CONFIG_FILE, cfg.to_json() + "\n")
-    ranks = f", {comm.world} data-parallel ranks ({comm.ctx.backend})" if comm is not None else ""
+    ranks = (f", {comm.world} data-parallel ranks ({comm.ctx.backend})"
+             + (", each split binned once (every rank its share) and shared" if shared else "")) if comm else ""
     log(f"training {n_in} -> {cfg.network.hidden} (recurrent) -> {n_out} on {cfg.data.dataset}: "
         f"{len(data.train)} train, {len(data.valid)} validation ({data.valid_source}), {len(data.test)} test; "
         f"device {device}{ranks}")
