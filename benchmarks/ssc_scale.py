@@ -42,6 +42,43 @@ def child_load(root: str, limit: int | None) -> dict:
             "data_mib": n_bytes / 2 ** 20}
 
 
+def _pss_mib() -> float:
+    with open("/proc/self/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("Pss")
+
+
+def _shared_rank(rank: int, world: int, port: int, root: str, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+                       "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    from eventprop_pipeline.training import load_train_config
+    from eventprop_pipeline.training.distributed import connect, shared_run_data_loader
+    comm, _ = connect("cpu")
+    cfg = load_train_config(None, {"dataset": "ssc", "data_root": root, "network.timesteps": 1000})
+    t0, c0 = time.perf_counter(), time.process_time()
+    train = shared_run_data_loader(comm, cfg)("train", 0)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    touched = int(train.steps.sum(dtype="int64") % 7)   # every page mapped in this process
+    with open(f"{out}.{rank}", "w") as fh:
+        json.dump({"seconds": seconds, "cpu_seconds": cpu, "pss_mib": _pss_mib(), "peak_mib": _peak_mib(),
+                   "samples": len(train), "touched": touched}, fh)
+
+
+def shared_load(root: str, world: int) -> list[dict]:
+    """The training split loaded by `world` ranks sharing one copy (the data-parallel trainer's way)."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    from eventprop_pipeline.training.distributed import free_port
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rank")
+        mp.start_processes(_shared_rank, args=(world, free_port(), root, out), nprocs=world, start_method="spawn")
+        return [json.load(open(f"{out}.{r}")) for r in range(world)]
+
+
 def child_reference(root: str, limit: int) -> dict:
     """The reader before compact storage: every event of the split as int64, one np.unique."""
     import h5py
@@ -127,6 +164,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-samples", type=int, default=4000,
                     help="samples for the reader comparison (the old reader needs ~10x the memory)")
     ap.add_argument("--skip-epoch", action="store_true")
+    ap.add_argument("--shared-ranks", type=int, default=0,
+                    help="also load the training split with N data-parallel ranks sharing one copy")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -164,6 +203,15 @@ def main(argv=None) -> int:
     print(f"chunked_peak_rss_mib_same_samples: {new['peak_mib']:.0f}")
     print(f"reference_over_chunked_peak_rss: {ref['peak_mib'] / new['peak_mib']:.2f}")
     print(f"reference_peak_rss_mib_extrapolated_to_full_split: {ref['peak_mib'] * full['samples'] / m:.0f}")
+    if args.shared_ranks > 1:
+        ranks = shared_load(args.data_root, args.shared_ranks)
+        print(f"shared_load_ranks: {args.shared_ranks} (each bins 1/{args.shared_ranks} of the split)")
+        print(f"shared_load_seconds: {max(r['seconds'] for r in ranks):.1f}")
+        print(f"shared_load_cpu_seconds_per_rank: {max(r['cpu_seconds'] for r in ranks):.1f}")
+        print(f"shared_load_pss_mib_per_rank: {max(r['pss_mib'] for r in ranks):.0f} "
+              f"(proportional set size: shared pages split between the ranks)")
+        print(f"shared_load_pss_mib_all_ranks: {sum(r['pss_mib'] for r in ranks):.0f} "
+              f"(vs {full['peak_mib']:.0f} for one process alone)")
     if args.skip_epoch:
         return 0
     e = run_child("epoch", args.data_root, args.hidden, args.batches, args.valid_samples, args.batch_size)
