@@ -85,7 +85,13 @@ def init_from_env(device: str, timeout_s: float | None = None) -> tuple[Context,
         device = f"cuda:{ctx.local_rank}"
     _share_cores()
     if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        try:
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+        except Exception as exc:   # missing MASTER_ADDR, unreachable rank 0, timeout, ...
+            raise DistributedError(
+                f"rank {ctx.rank} of {ctx.world_size}: cannot join the {backend} process group ({exc}); start "
+                f"the ranks with torchrun (or --nproc), which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
+            ) from None
     return Context(ctx.rank, ctx.world_size, ctx.local_rank, backend), device
 
 
