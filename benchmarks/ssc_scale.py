@@ -54,7 +54,8 @@ def _shared_rank(rank: int, world: int, port: int, root: str, out: str) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     from eventprop_pipeline.training import load_train_config
-    from eventprop_pipeline.training.distributed import connect, shared_run_data_loader
+    from eventprop_pipeline.training.distributed import connect
+    from eventprop_pipeline.training.shared_data import shared_run_data_loader
     comm, _ = connect("cpu")
     cfg = load_train_config(None, {"dataset": "ssc", "data_root": root, "network.timesteps": 1000})
     t0, c0 = time.perf_counter(), time.process_time()

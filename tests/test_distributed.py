@@ -15,7 +15,7 @@ from eventprop_pipeline.eventprop.cpu_engine import sum_chunks
 from eventprop_pipeline.eventprop.options import ShardSpec
 from eventprop_pipeline.network import Network
 from eventprop_pipeline.training import load_checkpoint, load_train_config, train
-from eventprop_pipeline.training.distributed import local_positions
+from eventprop_pipeline.training.data_parallel import local_positions
 
 SMOKE = Path(__file__).resolve().parent.parent / "configs" / "smoke.toml"
 REPO = Path(__file__).resolve().parent.parent

@@ -83,7 +83,7 @@ def resolve_backend(args) -> str:
 
 def run(args) -> int:
     from ..errors import ConfigError
-    from ..training import distributed
+    from ..training import data_parallel, distributed
 
     backend = resolve_backend(args)
     nproc = getattr(args, "nproc", None)
@@ -103,10 +103,10 @@ def run(args) -> int:
         comm, args.device = distributed.connect("cuda" if device.startswith("cuda") else "cpu")
         n_total = split_size(args.dataset, args.split, data_root=args.data_root,
                              synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit)
-        samples = distributed.sample_range(n_total, comm.rank, comm.world)
+        samples = data_parallel.sample_range(n_total, comm.rank, comm.world)
     result = (run_float(args, samples) if backend == "float" else run_fixed_point(args, backend, samples))
     if comm is not None:
-        result = distributed.gather_evaluation(comm, result, samples[0], n_total)
+        result = data_parallel.gather_evaluation(comm, result, samples[0], n_total)
         if not comm.ctx.is_root:
             return 0
     report(args, result)
@@ -119,7 +119,7 @@ def run_float(args, samples=None):
     net = load_network(args.model)
     data = load_eval_data(args, net.params, samples)
     if samples is not None and len(data) == 0:
-        from ..training.distributed import empty_result
+        from ..training.data_parallel import empty_result
         return empty_result(net.n_output, "float")
     return evaluate_float(net, data, batch_size=args.batch_size, device=args.device,
                           progress=progress_enabled() and not args.json)
@@ -156,7 +156,7 @@ def run_fixed_point(args, backend: str, samples=None):
                         f"{args.model} ({fxnet.n_input} inputs, {fxnet.readout.size} outputs)")
     progress = progress_enabled() and not args.json
     if samples is not None and len(data) == 0:
-        from ..training.distributed import empty_result
+        from ..training.data_parallel import empty_result
         return empty_result(fxnet.readout.size, backend)
     if backend == "emulator":
         from netx_export.emulator import emulate

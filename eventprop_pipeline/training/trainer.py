@@ -23,7 +23,8 @@ from .adam import AdamState, adam_step
 from .augment import Joined, draw_shifts, make_blended, shift_channels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, build_config
-from . import distributed as dist_
+from . import data_parallel, distributed as dist_
+from .shared_data import shared_run_data_loader
 from .metrics import append_metrics, rewrite_metrics
 from .schedule import LRSchedule
 from ..devices import resolve_device_name
@@ -180,7 +181,7 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     root = comm is None or comm.ctx.is_root
     if not root:
         log, progress = (lambda *a, **k: None), False
-    shared = dist_.shared_run_data_loader(comm, cfg) if comm is not None else None
+    shared = shared_run_data_loader(comm, cfg) if comm is not None else None
     data = load_run_data(cfg, shared)
     if not resume and root:
         try:
@@ -237,7 +238,7 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
                 test_accuracy = evaluate_float(best, data.test, batch_size=cfg.eval_batch_size, device=device,
                                                progress=progress).accuracy
             else:
-                test_accuracy = dist_.evaluate_float(comm, best, data.test, batch_size=cfg.eval_batch_size,
+                test_accuracy = data_parallel.evaluate_float(comm, best, data.test, batch_size=cfg.eval_batch_size,
                                                      device=device, progress=progress).accuracy
             log(f"test accuracy of best.npz (epoch {run.best_epoch}): {100 * test_accuracy:.2f}% "
                 f"on {len(data.test)} samples")
@@ -289,9 +290,9 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
                 grads, loss, readout = result.grads, result.loss, result.readout
                 batch_spikes = np.asarray(result.hidden_spike_counts, dtype=np.float64).sum(axis=0)
             else:   # this rank's part of the global batch, reduced to the single-process result
-                pos, m = dist_.batch_share(len(idx), comm.rank, comm.world, device)
+                pos, m = data_parallel.batch_share(len(idx), comm.rank, comm.world, device)
                 part = shift_channels(samples.subset(idx[pos]), shifts[pos])
-                step = dist_.global_step(comm, run.net, part, part.labels, pos, m, samples.labels[idx],
+                step = data_parallel.global_step(comm, run.net, part, part.labels, pos, m, samples.labels[idx],
                                          options, device)
                 grads, loss, readout = step.grads, step.loss, step.v_avg.astype(np.float32)
                 batch_spikes = step.neuron_counts.astype(np.float64)
@@ -314,7 +315,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
     if comm is None or len(data.valid) == 0:
         valid_accuracy = validation_accuracy(run.net, data.valid, device=device, batch_size=cfg.eval_batch_size)
     else:
-        valid_accuracy = dist_.evaluate_float(comm, run.net, data.valid, batch_size=cfg.eval_batch_size,
+        valid_accuracy = data_parallel.evaluate_float(comm, run.net, data.valid, batch_size=cfg.eval_batch_size,
                                               device=device).accuracy
     reduced = run.schedule.after_epoch(valid_accuracy)
     run.epoch = epoch
