@@ -102,6 +102,14 @@ def shutdown(ctx: Context) -> None:
             dist.destroy_process_group()
 
 
+def _backend_reason(exc: Exception) -> str:
+    """The backend's own words, without its source location and advice: e.g. 'Connection reset by peer'."""
+    import re
+    text = (str(exc).splitlines() or ["no details"])[0]
+    text = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", text).split(" This is typically")[0]
+    return f"{type(exc).__name__}: {text.strip()}"
+
+
 class Comm:
     """Collectives of one rank (thin wrappers over torch.distributed, numpy in and out)."""
 
@@ -123,9 +131,8 @@ class Comm:
         except DistributedError:
             raise
         except Exception as exc:  # gloo/NCCL raise RuntimeError subclasses with the backend's text
-            raise DistributedError(
-                f"rank {self.rank}: lost contact with the other ranks during {what} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
+            raise DistributedError(f"rank {self.rank}: lost contact with the other ranks during {what} "
+                                   f"({_backend_reason(exc)})") from None
 
     def _tensor(self, a: np.ndarray):
         import torch
@@ -185,8 +192,11 @@ def launch_local(nproc: int, args, *, what: str, timeout_s: float | None = None)
     """Run `args.func(args)` in nproc local processes as ranks 0..nproc-1 (what torchrun would do on
     one machine). When a rank fails or is killed the others are stopped and a DistributedError says
     which rank and how."""
+    import logging
+
     import torch.multiprocessing as mp
 
+    logging.getLogger("torch.multiprocessing.spawn").setLevel(logging.ERROR)   # our error says it
     args.nproc = None
     try:
         mp.start_processes(_rank_main, args=(nproc, free_port(), timeout_s, args), nprocs=nproc, join=True,
