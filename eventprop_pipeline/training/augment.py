@@ -83,10 +83,12 @@ def draw_blend_pairs(rng: np.random.Generator, labels: np.ndarray, n_new: int) -
 BLEND_CHUNK = 1024    # blended samples binned at a time (bounds the temporaries at SSC's size)
 
 
-def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng: np.random.Generator
-                 ) -> SpikeDataset:
+def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng: np.random.Generator,
+                 wanted: np.ndarray | None = None) -> SpikeDataset:
     """n_new blended samples (labels of their class), drawn from `data` with `rng`; binned like
-    from_events (merged, clipped to the grid), a chunk at a time."""
+    from_events (merged, clipped to the grid), a chunk at a time. wanted: a mask of the samples to
+    build; the others are left empty (every random draw is still made, so the built ones are the
+    same)."""
     from ..data.compact import GrowingEvents, bin_chunk
 
     pairs = draw_blend_pairs(rng, data.labels, n_new)
@@ -94,7 +96,14 @@ def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng
     out, offsets = None, np.zeros(n_new + 1, np.int64)
     for a in range(0, n_new, BLEND_CHUNK):
         steps, units, lengths = [], [], []
-        for i, j in pairs[a:a + BLEND_CHUNK]:
+        for k, (i, j) in enumerate(pairs[a:a + BLEND_CHUNK], start=a):
+            if wanted is not None and not wanted[k]:
+                rng.random(int(data.offsets[i + 1] - data.offsets[i]))    # the same draws, not built
+                rng.random(int(data.offsets[j + 1] - data.offsets[j]))
+                steps.append(np.zeros(0, np.int64))
+                units.append(np.zeros(0, np.int64))
+                lengths.append(0)
+                continue
             s1, u1, _ = data.events(int(i))
             s2, u2, _ = data.events(int(j))
             keep1 = rng.random(len(s1)) < probs[0]

@@ -70,15 +70,26 @@ def resolve_device(device: str) -> str:
     return resolve_device_name(device)
 
 
-def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> "SpikeDataset | Joined":
-    """The training samples of one epoch: the originals plus this epoch's blended samples (joined
-    without copying the originals)."""
+def blend_count(n_train: int, cfg: TrainConfig) -> int:
     a = cfg.augment
-    n_blend = int(round(a.blend_fraction * len(train))) if a.blend else 0
+    return int(round(a.blend_fraction * n_train)) if a.blend else 0
+
+
+def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int, wanted: np.ndarray | None = None
+                       ) -> "SpikeDataset | Joined":
+    """The training samples of one epoch: the originals plus this epoch's blended samples (joined
+    without copying the originals). wanted: indices of the epoch's samples that will be read (a
+    data-parallel rank's); other blended samples are left empty, the draws are the same."""
+    n_blend = blend_count(len(train), cfg)
     if n_blend == 0:
         return train
     rng = np.random.default_rng([cfg.seed, epoch, _BLEND_STREAM])
-    return Joined(train, make_blended(train, n_blend, a.blend_probs, rng))
+    mask = None
+    if wanted is not None:
+        mask = np.zeros(n_blend, bool)
+        wanted = np.asarray(wanted)
+        mask[wanted[wanted >= len(train)] - len(train)] = True
+    return Joined(train, make_blended(train, n_blend, cfg.augment.blend_probs, rng, wanted=mask))
 
 
 def batch_shifts(cfg: TrainConfig, epoch: int, batch: int, n: int) -> np.ndarray:
@@ -274,8 +285,13 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
     t0 = time.perf_counter()
     o = cfg.optim
     options = _loss_options(cfg)
-    samples = epoch_training_set(data.train, cfg, epoch)
-    batches = batch_indices(len(samples), o.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch)
+    n_samples = len(data.train) + blend_count(len(data.train), cfg)
+    batches = batch_indices(n_samples, o.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch)
+    wanted = None
+    if comm is not None:   # build only the blended samples this rank simulates
+        wanted = np.concatenate([idx[data_parallel.batch_share(len(idx), comm.rank, comm.world, device)[0]]
+                                 for idx in batches])
+    samples = epoch_training_set(data.train, cfg, epoch, wanted)
     H = run.net.n_hidden
     neuron_spikes = np.zeros(H, np.float64)
     loss_sum, correct, seen = 0.0, 0, 0
