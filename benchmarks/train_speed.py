@@ -117,7 +117,7 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
     for H in hidden:
         wall, _, _ = time_train_step(H=H, T=T, B=batches[0], device=torch_device, repeats=1, warm_up=False)
         print(f"cuda_torch_epoch_s_h{H}_b{batches[0]}: {wall * SHD_EPOCH / 1e3:.2f}")
-        print(f"cuda_fused_speedup_over_torch_h{H}_b{batches[0]}: {wall / fused[H, batches[0]]:.1f}")
+        print(f"cuda_fused_speedup_over_torch_h{H}_b{batches[0]}: {wall / fused[H, batches[0]]:.3g}")
     if (256, 32) in fused and T == 1000:
         # Published, not measured here: mlGeNN SHD 700-256-20, T=1000, batch 32, 100 epochs in 573 s.
         print(f"cuda_fused_speedup_over_mlgenn_reported_h256_b32: {5.73 / (fused[256, 32] * SHD_EPOCH / 1e3):.1f}")

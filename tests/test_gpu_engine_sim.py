@@ -110,7 +110,7 @@ def test_cuda_benchmark_report_runs_and_prints_name_value_lines(monkeypatch, cap
     values = dict(line.split(": ", 1) for line in lines)
     assert len(values) == len(lines) >= 13        # one line per figure, no name twice
     for name in ("cuda_fused_epoch_s_h32_b2", "cuda_fused_speedup_over_torch_h32_b2", "cuda_fused_engine_mem_growth_T8_to_T16"):
-        assert float(values[name]) > 0
+        assert float(values[name]) > 0, (name, values)
     assert 1.0 <= float(values["cuda_fused_engine_mem_growth_T8_to_T16"]) < 1.2     # spike records, not trajectories
 
 

@@ -42,6 +42,9 @@ def register(sub) -> None:
                         "readout and mlGeNN's) or by its spike counts (spikes; emulator only)")
     p.add_argument("--batch-size", type=int, default=64, help="samples simulated at once (default 64)")
     p.add_argument("--device", default=None, help=".npz only: cpu, cuda or auto (default auto)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="float or emulator backend: split the samples over N local processes (each reads and bins "
+                        "only its share); under torchrun every process is one rank")
     p.add_argument("--json", action="store_true", help="print a JSON object (accuracy, n, ...) on stdout")
     p.add_argument("--predictions", metavar="OUT.npz",
                    help="write per-sample pred, label and score (N x n_out readout) to this file")
@@ -49,10 +52,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_eval_data(args, net_params):
+def load_eval_data(args, net_params, samples: tuple[int, int] | None = None):
     return load_dataset(args.dataset, args.split, data_root=args.data_root, dt=net_params.dt,
                         timesteps=net_params.timesteps, graded=args.graded,
-                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit)
+                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit, samples=samples)
 
 
 def resolve_backend(args) -> str:
@@ -98,18 +101,49 @@ def check_paths(args) -> None:
 
 
 def run(args) -> int:
+    from eventprop_core.errors import ConfigError
+
+    from ..training import data_parallel, distributed
+
     check_paths(args)
     backend = resolve_backend(args)
-    if backend != "float":
-        return run_fixed_point(args, backend)
+    nproc = getattr(args, "nproc", None)
+    parallel = (nproc or 1) > 1 or distributed.env_context().active
+    if nproc is not None and nproc < 1:
+        raise ConfigError(f"--nproc {nproc}: give a number of processes >= 1")
+    if parallel and (backend == "lava" or args.trace):
+        raise ConfigError("--nproc/torchrun: only the float and emulator backends, without --trace")
+    if nproc and nproc > 1:
+        distributed.launch_local(nproc, args, what="Nothing was written; run the command again.")
+        return 0
+    samples, comm, n_total = None, None, None
+    if parallel:   # this rank reads, bins and simulates only its share of the split
+        from ..data.registry import split_size
+        from ..devices import resolve_device_name
+        device = resolve_device_name(args.device or "auto") if backend == "float" else "cpu"
+        comm, args.device = distributed.connect("cuda" if device.startswith("cuda") else "cpu")
+        n_total = split_size(args.dataset, args.split, data_root=args.data_root,
+                             synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit)
+        samples = data_parallel.sample_range(n_total, comm.rank, comm.world)
+    result, features = (run_float(args, samples) if backend == "float" else run_fixed_point(args, backend, samples))
+    if comm is not None:
+        result = data_parallel.gather_evaluation(comm, result, samples[0], n_total)
+        if not comm.ctx.is_root:
+            return 0
+    report(args, result, features)
+    return 0
+
+
+def run_float(args, samples=None):
     from ..evaluation import evaluate_float
 
     net = load_network(args.model)
-    data = load_eval_data(args, net.params)
-    result = evaluate_float(net, data, batch_size=args.batch_size, device=args.device or "auto",
-                            progress=progress_enabled() and not args.json)
-    report(args, result)
-    return 0
+    data = load_eval_data(args, net.params, samples)
+    if samples is not None and len(data) == 0:
+        from ..training.data_parallel import empty_result
+        return empty_result(net.n_output, "float"), None
+    return evaluate_float(net, data, batch_size=args.batch_size, device=args.device or "auto",
+                          progress=progress_enabled() and not args.json), None
 
 
 def report(args, result, features: list[str] | None = None) -> None:
@@ -125,7 +159,7 @@ def report(args, result, features: list[str] | None = None) -> None:
               f"({summary['correct']}/{summary['n']}, backend {result.backend})")
 
 
-def run_fixed_point(args, backend: str) -> int:
+def run_fixed_point(args, backend: str, samples=None):
     """A NetX .h5 in the bit-exact emulator or in Lava; T and dt from the file unless given."""
     import numpy as np
 
@@ -146,12 +180,15 @@ def run_fixed_point(args, backend: str) -> int:
                         f"one layer (use --backend emulator)")
     timesteps = args.timesteps if args.timesteps is not None else fxnet.timesteps
     dt = args.dt if args.dt is not None else fxnet.dt
-    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps))
+    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps), samples)
     if data.n_channels != fxnet.n_input or data.n_classes > fxnet.readout.size:
         raise DataError(f"{data.name}: {data.n_channels} channels and {data.n_classes} classes do not fit "
                         f"{args.model} ({fxnet.n_input} inputs, {fxnet.readout.size} outputs)")
     progress = progress_enabled() and not args.json
-    if not args.json:
+    if samples is not None and len(data) == 0:
+        from ..training.data_parallel import empty_result
+        return empty_result(fxnet.readout.size, backend), features
+    if not args.json and (samples is None or samples[0] == 0):
         print(f"{args.model}: " + "\n  ".join(features))
         print(f"backend: {backend} ({'bit-exact emulator of' if backend == 'emulator' else 'run by'} Lava's "
               f"fixed-point models{', Loihi 2' if args.hardware else ''})")
@@ -171,5 +208,4 @@ def run_fixed_point(args, backend: str) -> int:
     if args.trace:
         save_npz(args.trace, readout_v=r.readout_v, indices=indices, label=labels,
                  pred=r.pred, timesteps=np.int64(timesteps))
-    report(args, result, features)
-    return 0
+    return result, features

@@ -60,6 +60,11 @@ def _main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return dispatch(args)
+
+
+def dispatch(args) -> int:
+    """Run a parsed command; project errors print as one `error: ...` line (exit 1)."""
     try:
         check_common_options(args)
         return int(args.func(args) or 0)

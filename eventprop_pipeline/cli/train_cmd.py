@@ -25,11 +25,18 @@ Settings come from the built-in defaults (configs/default.toml documents each on
 Ctrl-C keeps the checkpoint of the last completed epoch; `eventprop train --resume RUN_DIR`
 continues from it and ends with exactly the weights of an uninterrupted run.
 
+Data-parallel: `--nproc N` starts N local processes; under `torchrun` every process is one rank
+(gloo on CPUs, NCCL with one GPU per rank). Each rank computes the gradients of its part of every
+batch; on the CPU engine the weights are bit-identical to a single-process run for any N up to 8
+(docs/distributed.md). Rank 0 alone writes the run folder; --resume works with any N.
+
 Examples:
   eventprop train --out runs/synthetic                    # built-in synthetic data, no download
   eventprop train --config configs/default.toml --dataset shd --data-root datasets --out runs/shd
   eventprop train --resume runs/shd                       # continue an interrupted run
   eventprop train --resume runs/shd --epochs 80           # ... and train for longer
+  eventprop train --out runs/ssc --dataset ssc --nproc 2  # two local processes
+  torchrun --nproc-per-node 4 -m eventprop_pipeline.cli.main train --out runs/ssc --dataset ssc --device cuda
 """
 
 
@@ -50,6 +57,10 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, help="seed of initial weights, shuffling and augmentation")
     g.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where gradients are computed: cpu (numba), cuda (the fused CUDA "
                    "kernels, docs/gpu_engine.md) or auto (cuda when present)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="data-parallel over N local processes (gloo on the CPU, one GPU each with --device cuda)")
+    p.add_argument("--dist-timeout", type=float, metavar="S",
+                   help="data-parallel: seconds a rank waits for the others before the run stops (default 600)")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     add_debug(p)
     p.set_defaults(func=run)
@@ -76,6 +87,23 @@ def run(args) -> int:
     if bool(args.out) == bool(args.resume):
         raise ConfigError("give either --out RUN_DIR (a new run) or --resume RUN_DIR (continue one)")
     overrides = _overrides(args)
+    if args.nproc is not None and args.nproc < 1:
+        raise ConfigError(f"--nproc {args.nproc}: give a number of processes >= 1")
+    if args.dist_timeout is not None and args.dist_timeout <= 0:
+        raise ConfigError(f"--dist-timeout {args.dist_timeout}: give a positive number of seconds")
+    if args.nproc and args.nproc > 1:
+        from ..training import load_train_config
+        from ..training.distributed import launch_local
+        if not args.resume:   # a bad config fails here, once, not in every rank
+            load_train_config(args.config, overrides)
+        run_dir = args.resume or args.out
+        launch_local(args.nproc, args, timeout_s=args.dist_timeout,
+                     what=f"Continue the run with: eventprop train --resume {run_dir}")
+        return 0
+    if args.dist_timeout:
+        import os
+        from ..training.distributed import ENV_TIMEOUT
+        os.environ[ENV_TIMEOUT] = str(args.dist_timeout)
     if args.resume:
         if args.config or args.force:
             raise ConfigError("--resume uses the run's own config: drop --config/--force "
@@ -89,6 +117,9 @@ def run(args) -> int:
     summary = train(config, run_dir, resume=bool(args.resume), force=args.force,
                     progress=progress_enabled() and not args.json, log=log,
                     overrides=overrides if args.resume else None)
+    from ..training.distributed import env_context
+    if not env_context().is_root:   # rank 0 reports for all
+        return 0
     if args.json:
         print_json(summary.to_dict())
     else:

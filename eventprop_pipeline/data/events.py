@@ -17,9 +17,9 @@ class SpikeDataset:
     per (step, unit) and sorted by (step, unit) within a sample.
     """
 
-    steps: np.ndarray      # int32
-    units: np.ndarray      # int32
-    counts: np.ndarray     # uint16
+    steps: np.ndarray      # uint16 (int32 beyond 65536 steps); any integer dtype is accepted
+    units: np.ndarray      # uint16 (int32 beyond 65536 channels)
+    counts: np.ndarray     # uint8 (binary) or uint16 (graded)
     offsets: np.ndarray    # int64, N + 1
     labels: np.ndarray     # int64, N
     n_channels: int
@@ -90,13 +90,13 @@ def from_events(sample_index: np.ndarray, steps: np.ndarray, units: np.ndarray, 
     sample_index, steps, units = sample_index[keep], steps[keep], units[keep]
     key = (sample_index.astype(np.int64) * timesteps + steps) * n_channels + units
     key, counts = np.unique(key, return_counts=True)
-    units_out = (key % n_channels).astype(np.int32)
+    from .compact import count_dtype, step_dtype, unit_dtype
+    units_out = (key % n_channels).astype(unit_dtype(n_channels))
     rest = key // n_channels
-    steps_out = (rest % timesteps).astype(np.int32)
+    steps_out = (rest % timesteps).astype(step_dtype(timesteps))
     sample_out = rest // timesteps
     offsets = np.searchsorted(sample_out, np.arange(n + 1)).astype(np.int64)
-    counts = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
-    if not graded:
-        counts[:] = 1
+    counts = (np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16) if graded
+              else np.ones(len(key), count_dtype(False)))
     return SpikeDataset(steps_out, units_out, counts, offsets, np.asarray(labels, dtype=np.int64),
                         n_channels, n_classes, timesteps, dt, name)

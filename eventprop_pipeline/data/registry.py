@@ -13,12 +13,13 @@ DATASETS = ("synthetic", "shd", "ssc")
 
 
 def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 1.0, timesteps: int = 1000,
-                 graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None
-                 ) -> SpikeDataset:
+                 graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None,
+                 samples: tuple[int, int] | None = None) -> SpikeDataset:
     """Load one split, binned at dt (ms) into `timesteps` bins.
 
     synthetic: generated in memory from `synthetic` (its own dt/timesteps are overridden by the
     arguments so that data and network always agree). shd/ssc: read from `data_root`.
+    samples: (start, stop) loads only those samples (after `limit`); a file is read and binned only there.
     """
     name = name.lower()
     if limit is not None and limit < 1:
@@ -34,7 +35,9 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
         if cfg.dt != dt or cfg.timesteps != timesteps:
             cfg = SyntheticConfig(**{**cfg.to_dict(), "dt": dt, "timesteps": timesteps})
         data = generate_split(cfg, split)
-        return data.subset(range(min(limit, len(data)))) if limit is not None else data
+        n = len(data) if limit is None else min(limit, len(data))
+        start, stop = (0, n) if samples is None else (min(samples[0], n), min(samples[1], n))
+        return data if (start, stop) == (0, len(data)) else data.subset(range(start, stop))
     root = Path(data_root) if data_root is not None else default_data_root()
     if root.exists() and not root.is_dir():
         raise DataError(f"data root {root} is a file, not a folder; pass --data-root FOLDER (the one holding "
@@ -43,4 +46,33 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
         raise DataError(f"data root {root} does not exist; create it and place {SPEC[name][0]}/ "
                         f"inside, or pass --data-root")
     path = spike_file_path(name, split, root)
-    return read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit)
+    if samples is not None and limit is not None:
+        samples = (min(samples[0], limit), min(samples[1], limit))
+    return read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit, samples=samples)
+
+
+def split_size(name: str, split: str = "test", *, data_root=None, synthetic: SyntheticConfig | None = None,
+               limit: int | None = None) -> int:
+    """Number of samples load_dataset would return, without binning them (reads only the labels)."""
+    name = name.lower()
+    if name == "synthetic":
+        from .synthetic import SPLITS
+        if split not in SPLITS:
+            raise ConfigError(f"synthetic data has splits {', '.join(SPLITS)}, not {split!r}")
+        cfg = synthetic or SyntheticConfig()
+        n = cfg.n_train if split == "train" else cfg.n_test
+    else:
+        if name not in DATASETS:
+            raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+        import h5py
+        root = Path(data_root) if data_root is not None else default_data_root()
+        path = spike_file_path(name, split, root)
+        if not path.is_file():
+            from .spike_files import missing_file_message
+            raise DataError(missing_file_message(name, path))
+        try:
+            with h5py.File(path, "r") as f:
+                n = len(f["labels"])
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {exc}") from None
+    return min(n, limit) if limit is not None else n

@@ -17,6 +17,9 @@ from eventprop_core.errors import ConfigError
 from .events import SpikeDataset, from_events
 
 SPLITS = ("train", "test")
+# Each split draws from its own stream; "valid" exists only for files written in SSC's layout.
+_STREAM = {"train": 0, "test": 1, "valid": 2}
+CHUNK = 1024    # samples generated at a time (bounds the temporaries)
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,39 @@ def generate_split(cfg: SyntheticConfig, split: str) -> SpikeDataset:
     if split not in SPLITS:
         raise ConfigError(f"synthetic data has splits {', '.join(SPLITS)}, not {split!r}")
     n = cfg.n_train if split == "train" else cfg.n_test
-    rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
+    parts = list(iter_split(cfg, split, n))
+    return parts[0] if len(parts) == 1 else concat_datasets(parts, f"synthetic-{split}")
+
+
+def iter_split(cfg: SyntheticConfig, split: str, n: int, chunk: int = CHUNK):
+    """The n samples of a split as consecutive SpikeDatasets of up to `chunk` samples each; the samples
+    do not depend on `chunk` (one random stream, drawn in sample order)."""
+    if split not in _STREAM:
+        raise ConfigError(f"synthetic splits are {', '.join(_STREAM)}, not {split!r}")
+    rng = np.random.default_rng([cfg.seed, _STREAM[split]])
     templates = class_templates(cfg.n_classes)
     labels = rng.integers(0, cfg.n_classes, n)
-    sample_idx, steps, units = [], [], []
-    for i, label in enumerate(labels):
-        s, u = _sample_events(rng, int(label), cfg, templates)
-        sample_idx.append(np.full(len(s), i, dtype=np.int64))
-        steps.append(s)
-        units.append(u)
-    return from_events(np.concatenate(sample_idx), np.concatenate(steps), np.concatenate(units), labels,
-                       n_channels=cfg.n_channels, n_classes=cfg.n_classes, timesteps=cfg.timesteps,
-                       dt=cfg.dt, name=f"synthetic-{split}")
+    for a in range(0, max(n, 1), chunk):
+        part = labels[a:a + chunk]
+        sample_idx, steps, units = [], [], []
+        for i, label in enumerate(part):
+            s, u = _sample_events(rng, int(label), cfg, templates)
+            sample_idx.append(np.full(len(s), i, dtype=np.int64))
+            steps.append(s)
+            units.append(u)
+        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))
+        yield from_events(cat(sample_idx), cat(steps), cat(units), part, n_channels=cfg.n_channels,
+                          n_classes=cfg.n_classes, timesteps=cfg.timesteps, dt=cfg.dt, name=f"synthetic-{split}")
+
+
+def concat_datasets(parts: list[SpikeDataset], name: str) -> SpikeDataset:
+    first = parts[0]
+    offsets = [np.zeros(1, np.int64)]
+    end = 0
+    for p in parts:
+        offsets.append(p.offsets[1:] + end)
+        end += p.offsets[-1]
+    return SpikeDataset(np.concatenate([p.steps for p in parts]), np.concatenate([p.units for p in parts]),
+                        np.concatenate([p.counts for p in parts]), np.concatenate(offsets),
+                        np.concatenate([p.labels for p in parts]), first.n_channels, first.n_classes,
+                        first.timesteps, first.dt, name)

@@ -8,7 +8,7 @@ from ..devices import resolve_device_name
 from eventprop_core.errors import ConfigError
 from eventprop_core.network import Network
 from .inputs import to_events
-from .options import BatchResult, LossOptions
+from .options import BatchResult, LossOptions, ShardSpec
 
 
 def _resolve(device) -> str:
@@ -16,7 +16,7 @@ def _resolve(device) -> str:
 
 
 def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptions(),
-                  device="cpu") -> BatchResult:
+                  device="cpu", shard: ShardSpec | None = None) -> BatchResult:
     """Loss, gradients, readout and hidden spike counts of one batch.
 
     inputs: dense (B, T, n_in) spikes (numpy or torch) or a SpikeDataset holding exactly the batch.
@@ -30,14 +30,14 @@ def compute_batch(net: Network, inputs, labels, options: LossOptions = LossOptio
     if dev == "cpu":
         from . import cpu_engine
         ev, labels = to_events(net, inputs, labels)
-        return cpu_engine.compute(net, ev, labels, options)
+        return cpu_engine.compute(net, ev, labels, options, shard)
     if dev == "torch-cpu":
         from . import torch_engine
-        return torch_engine.compute(net, inputs, labels, options, device="cpu")
+        return torch_engine.compute(net, inputs, labels, options, device="cpu", shard=shard)
     from . import cuda_engine
     ev, labels = to_events(net, inputs, labels)
     with cuda_engine.on_device(dev):
-        return cuda_engine.compute(net, ev, labels, options)
+        return cuda_engine.compute(net, ev, labels, options, shard=shard)
 
 
 def loss_and_gradients(net: Network, spikes, labels, device="cpu", **loss_options) -> tuple[float, dict[str, np.ndarray]]:

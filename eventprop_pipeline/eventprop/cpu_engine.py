@@ -9,7 +9,7 @@ from . import numba_kernels as K
 from . import regulariser
 from .inputs import EventBatch
 from .loss_terms import avg_readout_error, per_timestep_error
-from .options import BatchResult, LossOptions
+from .options import BatchResult, LossOptions, ShardSpec
 
 
 class SpikeRecord:
@@ -74,23 +74,27 @@ def forward(net: Network, ev: EventBatch, *, record_trace: bool = False, capacit
         _capacity_seen[H, T] = max(_capacity_seen.get((H, T), 0), capacity)
 
 
-def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions) -> BatchResult:
+def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
+            shard: ShardSpec | None = None) -> BatchResult:
     p = net.params
     B, T = ev.batch_size, ev.timesteps
     per_step = opts.loss == "per_timestep"
     v_avg, counts, rec, trace = forward(net, ev, record_trace=per_step)
     H, O = counts.shape[1], v_avg.shape[1]
+    B_all = B if shard is None else shard.global_size
     if per_step:
-        loss, err_trace = per_timestep_error(trace, labels)
+        loss, err_trace = per_timestep_error(trace, labels, B_all)
         err_coef = np.zeros((B, O))
     else:
-        loss, err_coef = avg_readout_error(v_avg, labels)
+        loss, err_coef = avg_readout_error(v_avg, labels, B_all)
         err_trace = np.zeros((B, 1, O))
     batch_counts = counts.sum(axis=0)
-    reg_jump = regulariser.adjoint_jumps(batch_counts, B, opts, p)
+    if shard is not None:
+        batch_counts = np.asarray(shard.reduce_counts(batch_counts), dtype=np.int64)
+    reg_jump = regulariser.adjoint_jumps(batch_counts, B_all, opts, p)
     w_hh, w_ho = _weights32(net, "hidden_hidden"), _weights32(net, "hidden_output")
     n_in = net.n_input
-    n_chunks = max(1, min(B, GRADIENT_CHUNKS))
+    n_chunks = max(1, min(B, GRADIENT_CHUNKS)) if shard is None else shard.n_chunks
     g_ih = np.zeros((n_chunks, n_in, H))
     g_hh = np.zeros((n_chunks, H, H))
     g_ho = np.zeros((n_chunks, H, O))
@@ -99,14 +103,21 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions)
     run(ev.steps, ev.units, ev.counts, ev.offsets, T, w_hh, w_ho, p.alpha, p.beta, c,
         p.tau_mem / p.tau_syn, p.v_thresh, rec.neuron, rec.den, rec.offsets, err_coef,
         readout_weights(p, T), err_trace, per_step, reg_jump, g_ih, g_hh, g_ho)
-    grads = {}
-    for name, g in (("input_hidden", g_ih), ("hidden_hidden", g_hh), ("hidden_output", g_ho)):
-        out = np.empty(g.shape[1:])
-        if _parallel(B, T, H):
-            K.sum_chunks(g, out)
-        else:
-            np.sum(g, axis=0, out=out)
-        grads[name] = out.astype(np.float32)
+    chunks = {"input_hidden": g_ih, "hidden_hidden": g_hh, "hidden_output": g_ho}
+    extras = {"n_hidden_spikes": int(counts.sum())}
+    if shard is None:
+        grads = {name: sum_chunks(g, parallel=_parallel(B, T, H)) for name, g in chunks.items()}
+    else:
+        grads, extras["v_avg"] = chunks, v_avg
     return BatchResult(loss, grads, v_avg.astype(np.float32), counts,
-                       reg_loss=regulariser.penalty(batch_counts, B, opts, p),
-                       extras={"n_hidden_spikes": int(counts.sum())})
+                       reg_loss=regulariser.penalty(batch_counts, B_all, opts, p), extras=extras)
+
+
+def sum_chunks(g: np.ndarray, *, parallel: bool) -> np.ndarray:
+    """float32 gradient from float64 chunk accumulators (n_chunks, rows, cols), summed in chunk order."""
+    out = np.empty(g.shape[1:])
+    if parallel:
+        K.sum_chunks(g, out)
+    else:
+        np.sum(g, axis=0, out=out)
+    return out.astype(np.float32)

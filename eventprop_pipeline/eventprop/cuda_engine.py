@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from eventprop_core.errors import ConfigError
-from ..model.readout import readout_weights
 from eventprop_core.network import Network
+
+from ..model.readout import readout_weights
 from . import regulariser
 from .inputs import EventBatch
 from .loss_terms import avg_readout_error, per_timestep_error
-from .options import BatchResult, LossOptions
+from .options import BatchResult, LossOptions, ShardSpec
 
 DEFAULT_DTYPE = np.float32
 
@@ -192,21 +193,28 @@ def predict(net: Network, ev: EventBatch, dtype=DEFAULT_DTYPE) -> tuple[np.ndarr
 
 
 def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions, dtype=DEFAULT_DTYPE,
-            capacity: int | None = None, threads: int | None = None) -> BatchResult:
-    """Loss and gradients of one batch, as cpu_engine.compute (the reference it mirrors)."""
+            capacity: int | None = None, threads: int | None = None, shard: ShardSpec | None = None
+            ) -> BatchResult:
+    """Loss and gradients of one batch, as cpu_engine.compute (the reference it mirrors).
+    shard (data-parallel part of a global batch, see ShardSpec): the loss is normalised by the global
+    batch, the regulariser sees the global spike counts, and the float64 gradient comes back as one
+    unsummed chunk (1, rows, cols), as in torch_engine."""
     p = net.params
     d = DeviceBatch(net, ev, dtype, threads)
     B, T, H, O = d.B, d.T, d.H, d.O
     per_step = opts.loss == "per_timestep"
     fw = forward(net, ev, record_trace=per_step, capacity=capacity, batch=d)
+    B_all = B if shard is None else shard.global_size
     if per_step:
-        loss, err_trace = per_timestep_error(fw.trace, labels)
+        loss, err_trace = per_timestep_error(fw.trace, labels, B_all)
         err_coef = np.zeros((B, O))
     else:
-        loss, err_coef = avg_readout_error(fw.v_avg, labels)
+        loss, err_coef = avg_readout_error(fw.v_avg, labels, B_all)
         err_trace = np.zeros((1, 1, O))
     batch_counts = fw.counts.sum(axis=0)
-    reg_jump = regulariser.adjoint_jumps(batch_counts, B, opts, p)
+    if shard is not None:
+        batch_counts = np.asarray(shard.reduce_counts(batch_counts), dtype=np.int64)
+    reg_jump = regulariser.adjoint_jumps(batch_counts, B_all, opts, p)
     g_ih = d.empty((net.n_input, H), np.float64)
     g_hh = d.empty((H, H), np.float64)
     g_ho = d.empty((H, O), np.float64)
@@ -218,9 +226,14 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
                              d.v_th, fw.spk_neuron, fw.spk_den, fw.spk_off, d.put(err_coef.astype(d.dtype)),
                              d.rw, d.put(err_trace.astype(d.dtype)), per_step,
                              d.put(reg_jump.astype(d.dtype)), *scratch, mark, g_ih, g_hh, g_ho)
-    grads = {name: g.copy_to_host().astype(np.float32)
-             for name, g in (("input_hidden", g_ih), ("hidden_hidden", g_hh), ("hidden_output", g_ho))}
+    grads = {name: g.copy_to_host() for name, g in (("input_hidden", g_ih), ("hidden_hidden", g_hh),
+                                                      ("hidden_output", g_ho))}
+    extras = {"n_hidden_spikes": int(fw.counts.sum()), "device_bytes": d.bytes,
+              "device_input_bytes": d.input_bytes, "spike_capacity": fw.capacity}
+    if shard is None:
+        grads = {k: v.astype(np.float32) for k, v in grads.items()}
+    else:
+        grads = {k: v[None] for k, v in grads.items()}
+        extras["v_avg"] = np.asarray(fw.v_avg, np.float64)
     return BatchResult(loss, grads, fw.v_avg.astype(np.float32), fw.counts,
-                       reg_loss=regulariser.penalty(batch_counts, B, opts, p),
-                       extras={"n_hidden_spikes": int(fw.counts.sum()), "device_bytes": d.bytes,
-                               "device_input_bytes": d.input_bytes, "spike_capacity": fw.capacity})
+                       reg_loss=regulariser.penalty(batch_counts, B_all, opts, p), extras=extras)

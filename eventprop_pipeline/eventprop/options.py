@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,3 +61,19 @@ class BatchResult:
     @property
     def prediction(self) -> np.ndarray:
         return np.argmax(self.readout, axis=1)
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One process's part of a data-parallel global batch (training/distributed.py builds it).
+
+    global_size: samples in the whole global batch (loss normalisation and regulariser);
+    n_chunks: gradient accumulators; chunk q sums the local samples q, q + n_chunks, ... in order;
+    reduce_counts: maps this part's per-neuron hidden spike counts (H,) to the global batch's.
+    With a ShardSpec the engine returns float64 per-chunk gradients (n_chunks, rows, cols), unsummed,
+    and the readout VAvg in float64 as extras["v_avg"].
+    """
+
+    global_size: int
+    n_chunks: int
+    reduce_counts: Callable[[np.ndarray], np.ndarray]

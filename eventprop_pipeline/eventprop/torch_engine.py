@@ -16,7 +16,7 @@ from ..model.readout import readout_weights
 from eventprop_core.network import Network
 from . import regulariser
 from .inputs import check_dataset, check_labels, check_timesteps
-from .options import BatchResult, LossOptions
+from .options import BatchResult, LossOptions, ShardSpec
 
 CHUNK = 64
 
@@ -89,9 +89,11 @@ class _Forward:
         self.w_hh, self.w_ho = w_hh, w_ho
 
 
-def _errors(fw: _Forward, labels: torch.Tensor, opts: LossOptions):
-    """Loss and the per-step error source (callable k -> (B, O)) of dL/dV_readout."""
+def _errors(fw: _Forward, labels: torch.Tensor, opts: LossOptions, batch_size: int | None = None):
+    """Loss and the per-step error source (callable k -> (B, O)) of dL/dV_readout; the error is
+    normalised by batch_size (default B; a data-parallel shard passes the global batch's size)."""
     B = labels.shape[0]
+    n = B if batch_size is None else batch_size
     if opts.loss == "per_timestep":
         logp = torch.log_softmax(fw.trace.to(torch.float64), dim=-1)          # (B, T, O)
         T = logp.shape[1]
@@ -99,13 +101,13 @@ def _errors(fw: _Forward, labels: torch.Tensor, opts: LossOptions):
         err = torch.softmax(fw.trace.to(torch.float64), dim=-1)
         err.scatter_add_(2, labels.view(B, 1, 1).expand(B, T, 1),
                          -torch.ones(B, T, 1, dtype=err.dtype, device=err.device))
-        err = (err / (B * T)).to(fw.trace.dtype)
+        err = (err / (n * T)).to(fw.trace.dtype)
         return float(loss), lambda k: err[:, k]
     logp = torch.log_softmax(fw.v_avg, dim=-1)
     loss = -logp.gather(1, labels.view(B, 1)).mean()
     coef = torch.softmax(fw.v_avg, dim=-1)
     coef[torch.arange(B, device=coef.device), labels] -= 1.0
-    coef = (coef / B).to(fw.ring_den.dtype)
+    coef = (coef / n).to(fw.ring_den.dtype)
     return float(loss), coef
 
 
@@ -114,8 +116,9 @@ _capacity_seen: dict[tuple[int, int], int] = {}
 
 
 def compute(net: Network, inputs, labels, opts: LossOptions, device="cuda", dtype=None,
-            capacity: int | None = None) -> BatchResult:
-    """capacity: spike slots per neuron and sample (default: 128, or what earlier batches needed)."""
+            capacity: int | None = None, shard: ShardSpec | None = None) -> BatchResult:
+    """capacity: spike slots per neuron and sample (default: 128, or what earlier batches needed).
+    shard: see ShardSpec; this engine returns its float64 gradient as one chunk (1, rows, cols)."""
     dev = torch.device(device)
     dtype = dtype or (torch.float64 if dev.type == "cpu" else torch.float32)
     p = net.params
@@ -132,16 +135,23 @@ def compute(net: Network, inputs, labels, opts: LossOptions, device="cuda", dtyp
         capacity = most + most // 4
         _capacity_seen[key] = max(_capacity_seen.get(key, 0), capacity)
     labels_t = torch.as_tensor(labels_np, device=dev)
-    loss, err = _errors(fw, labels_t, opts)
+    B_all = B if shard is None else shard.global_size
+    loss, err = _errors(fw, labels_t, opts, B_all)
     counts_np = fw.count.cpu().numpy()
     batch_counts = counts_np.sum(axis=0)
-    reg = torch.as_tensor(regulariser.adjoint_jumps(batch_counts, B, opts, p), device=dev, dtype=dtype)
+    extras = {"n_hidden_spikes": int(batch_counts.sum())}
+    if shard is not None:
+        batch_counts = np.asarray(shard.reduce_counts(batch_counts), dtype=np.int64)
+    reg = torch.as_tensor(regulariser.adjoint_jumps(batch_counts, B_all, opts, p), device=dev, dtype=dtype)
     g_ih, g_hh, g_ho = _backward(net, x, fw, err, reg)
     grads = {"input_hidden": g_ih, "hidden_hidden": g_hh, "hidden_output": g_ho}
-    grads = {k: v.to(torch.float32).cpu().numpy() for k, v in grads.items()}
+    if shard is None:
+        grads = {k: v.to(torch.float32).cpu().numpy() for k, v in grads.items()}
+    else:
+        grads = {k: v.cpu().numpy()[None] for k, v in grads.items()}
+        extras["v_avg"] = fw.v_avg.cpu().numpy()
     return BatchResult(loss, grads, fw.v_avg.to(torch.float32).cpu().numpy(), counts_np.astype(np.int64),
-                       reg_loss=regulariser.penalty(batch_counts, B, opts, p),
-                       extras={"n_hidden_spikes": int(batch_counts.sum())})
+                       reg_loss=regulariser.penalty(batch_counts, B_all, opts, p), extras=extras)
 
 
 def _backward(net, x, fw: _Forward, err, reg):

@@ -57,8 +57,9 @@ def blend_events(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray,
     t2, c2 = centre_of_mass(s2, u2)
     dt = int(np.rint(t1 - t2)) if len(s1) and len(s2) else 0
     dc = int(np.rint(c1 - c2)) if len(s1) and len(s2) else 0
-    steps = np.concatenate([s1[keep_first], s2[keep_second] + dt]).astype(np.int64)
-    units = np.concatenate([u1[keep_first], u2[keep_second] + dc]).astype(np.int64)
+    # int64 before the offsets: compact storage is unsigned 16-bit and the offsets may be negative
+    steps = np.concatenate([s1[keep_first].astype(np.int64), s2[keep_second].astype(np.int64) + dt])
+    units = np.concatenate([u1[keep_first].astype(np.int64), u2[keep_second].astype(np.int64) + dc])
     return steps, units
 
 
@@ -79,24 +80,71 @@ def draw_blend_pairs(rng: np.random.Generator, labels: np.ndarray, n_new: int) -
     return np.stack([first, second], axis=1)
 
 
-def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng: np.random.Generator
-                 ) -> SpikeDataset:
-    """n_new blended samples (labels of their class), drawn from `data` with `rng`."""
+BLEND_CHUNK = 1024    # blended samples binned at a time (bounds the temporaries at SSC's size)
+
+
+def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng: np.random.Generator,
+                 wanted: np.ndarray | None = None) -> SpikeDataset:
+    """n_new blended samples (labels of their class), drawn from `data` with `rng`; binned like
+    from_events (merged, clipped to the grid), a chunk at a time. wanted: a mask of the samples to
+    build; the others are left empty (every random draw is still made, so the built ones are the
+    same)."""
+    from ..data.compact import GrowingEvents, bin_chunk
+
     pairs = draw_blend_pairs(rng, data.labels, n_new)
-    sample_idx, steps, units = [], [], []
-    for k, (i, j) in enumerate(pairs):
-        s1, u1, _ = data.events(int(i))
-        s2, u2, _ = data.events(int(j))
-        keep1 = rng.random(len(s1)) < probs[0]
-        keep2 = rng.random(len(s2)) < probs[1]
-        s, u = blend_events((s1, u1), (s2, u2), keep1, keep2)
-        sample_idx.append(np.full(len(s), k, np.int64))
-        steps.append(s)
-        units.append(u)
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64))
-    return from_events(cat(sample_idx), cat(steps), cat(units), data.labels[pairs[:, 0]],
-                       n_channels=data.n_channels, n_classes=data.n_classes, timesteps=data.timesteps,
-                       dt=data.dt, graded=data.graded, name=f"{data.name}-blend")
+    graded = data.graded
+    out, offsets = None, np.zeros(n_new + 1, np.int64)
+    for a in range(0, n_new, BLEND_CHUNK):
+        steps, units, lengths = [], [], []
+        for k, (i, j) in enumerate(pairs[a:a + BLEND_CHUNK], start=a):
+            if wanted is not None and not wanted[k]:
+                rng.random(int(data.offsets[i + 1] - data.offsets[i]))    # the same draws, not built
+                rng.random(int(data.offsets[j + 1] - data.offsets[j]))
+                steps.append(np.zeros(0, np.int64))
+                units.append(np.zeros(0, np.int64))
+                lengths.append(0)
+                continue
+            s1, u1, _ = data.events(int(i))
+            s2, u2, _ = data.events(int(j))
+            keep1 = rng.random(len(s1)) < probs[0]
+            keep2 = rng.random(len(s2)) < probs[1]
+            s, u = blend_events((s1, u1), (s2, u2), keep1, keep2)
+            steps.append(s)
+            units.append(u)
+            lengths.append(len(s))
+        raw = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        st, un, cn, per = bin_chunk(raw, np.concatenate(steps), np.concatenate(units), timesteps=data.timesteps,
+                                    n_channels=data.n_channels, graded=graded)
+        if out is None:
+            out = GrowingEvents(int(1.25 * len(st) * n_new / len(lengths)) + 1024, (st.dtype, un.dtype, cn.dtype))
+        out.append(st, un, cn)
+        offsets[a + 1:a + 1 + len(per)] = offsets[a] + np.cumsum(per)
+    if out is None:
+        return from_events(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                           data.labels[pairs[:, 0]], n_channels=data.n_channels, n_classes=data.n_classes,
+                           timesteps=data.timesteps, dt=data.dt, graded=graded, name=f"{data.name}-blend")
+    st, un, cn = out.result()
+    return SpikeDataset(st, un, cn, offsets, data.labels[pairs[:, 0]], data.n_channels, data.n_classes,
+                        data.timesteps, data.dt, f"{data.name}-blend")
+
+
+class Joined:
+    """The samples of a followed by those of b, without copying them: subset() gathers a batch."""
+
+    def __init__(self, a: SpikeDataset, b: SpikeDataset):
+        self.a, self.b = a, b
+        self.labels = np.concatenate([a.labels, b.labels])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices, name: str | None = None) -> SpikeDataset:
+        """concat(a, b).subset(indices), bit for bit."""
+        indices = np.asarray(indices, dtype=np.int64)
+        in_a = indices < len(self.a)
+        both = concat(self.a.subset(indices[in_a]), self.b.subset(indices[~in_a] - len(self.a)))
+        order = np.concatenate([np.flatnonzero(in_a), np.flatnonzero(~in_a)])
+        return both.subset(np.argsort(order, kind="stable"), name)
 
 
 def concat(a: SpikeDataset, b: SpikeDataset) -> SpikeDataset:

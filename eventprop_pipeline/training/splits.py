@@ -26,10 +26,13 @@ def holdout_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def load_run_data(cfg: TrainConfig) -> RunData:
+def load_run_data(cfg: TrainConfig, loader=None) -> RunData:
+    """loader(split, limit) replaces load_dataset (data-parallel runs share one binned copy)."""
     d, net = cfg.data, cfg.network
 
     def load(split: str, limit: int) -> SpikeDataset:
+        if loader is not None:
+            return loader(split, limit)
         return load_dataset(d.dataset, split, data_root=d.data_root or None, dt=net.dt, timesteps=net.timesteps,
                             synthetic=cfg.synthetic, limit=limit or None)
 

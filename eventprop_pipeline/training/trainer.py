@@ -7,6 +7,7 @@ of epoch k therefore ends with the same weights, bit for bit, as a run that was 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -22,9 +23,11 @@ from ..interrupts import ignore_further_interrupts
 from ..run_folder import RunFolder
 from eventprop_core.network import WEIGHT_NAMES, Network
 from .adam import AdamState, adam_step
-from .augment import concat, draw_shifts, make_blended, shift_channels
+from .augment import Joined, draw_shifts, make_blended, shift_channels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig, build_config
+from . import data_parallel, distributed as dist_
+from .shared_data import shared_run_data_loader
 from .metrics import append_metrics, rewrite_metrics
 from .schedule import LRSchedule
 from ..devices import resolve_device_name
@@ -75,14 +78,26 @@ def resolve_device(device: str) -> str:
     return name
 
 
-def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int) -> SpikeDataset:
-    """The training samples of one epoch: the originals plus this epoch's blended samples."""
+def blend_count(n_train: int, cfg: TrainConfig) -> int:
     a = cfg.augment
-    n_blend = int(round(a.blend_fraction * len(train))) if a.blend else 0
+    return int(round(a.blend_fraction * n_train)) if a.blend else 0
+
+
+def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int, wanted: np.ndarray | None = None
+                       ) -> "SpikeDataset | Joined":
+    """The training samples of one epoch: the originals plus this epoch's blended samples (joined
+    without copying the originals). wanted: indices of the epoch's samples that will be read (a
+    data-parallel rank's); other blended samples are left empty, the draws are the same."""
+    n_blend = blend_count(len(train), cfg)
     if n_blend == 0:
         return train
     rng = np.random.default_rng([cfg.seed, epoch, _BLEND_STREAM])
-    return concat(train, make_blended(train, n_blend, a.blend_probs, rng))
+    mask = None
+    if wanted is not None:
+        mask = np.zeros(n_blend, bool)
+        wanted = np.asarray(wanted)
+        mask[wanted[wanted >= len(train)] - len(train)] = True
+    return Joined(train, make_blended(train, n_blend, cfg.augment.blend_probs, rng, wanted=mask))
 
 
 def batch_shifts(cfg: TrainConfig, epoch: int, batch: int, n: int) -> np.ndarray:
@@ -154,12 +169,15 @@ class _Run:
 
 
 def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: bool = False, progress: bool = True,
-          max_epochs_this_call: int | None = None, log=print, overrides: dict | None = None) -> TrainSummary:
+          max_epochs_this_call: int | None = None, log=print, overrides: dict | None = None,
+          comm: "dist_.Comm | None" = None) -> TrainSummary:
     """Train (or, with resume, continue training) a network; everything is written under run_dir.
 
     config may be None when resuming (the run's own config is used; `overrides`, e.g.
     {"epochs": 80}, change what may change). max_epochs_this_call stops after that many epochs,
-    as a kill would, leaving a resumable run (finished=False).
+    as a kill would, leaving a resumable run (finished=False). comm: this process is one rank of a
+    data-parallel run (training/distributed.py); rank 0 alone writes files, logs and progress, and
+    every rank ends with the weights of a single-process run.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -177,19 +195,35 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     # Check the device and load the data before touching the run folder: a bad option must not
     # leave (or, with --force, delete) a run behind.
     device = resolve_device(cfg.device)
-    data = load_run_data(cfg)
-    with RunFolder(run_dir, "training", mode="resume" if resume else "force", legacy=(CHECKPOINT,)):
-        return _train_in_folder(cfg, data, device, run_dir, ckpt if resume else None, force, progress,
-                                max_epochs_this_call, log, started)
+    if comm is None:   # under torchrun (or `--nproc`): join the process group
+        comm, device = dist_.connect(device)
+    root = comm is None or comm.ctx.is_root
+    if not root:
+        log, progress = (lambda *a, **k: None), False
+    shared = shared_run_data_loader(comm, cfg) if comm is not None else None
+    data = load_run_data(cfg, shared)
+    with contextlib.ExitStack() as folder:
+        if root:   # rank 0 alone claims (marker + lock) and writes the run folder
+            try:
+                folder.enter_context(RunFolder(run_dir, "training", mode="resume" if resume else "force",
+                                               legacy=(CHECKPOINT,)))
+                if not resume:
+                    _prepare_run_dir(run_dir, force)
+            except PipelineError:
+                if comm is not None:
+                    comm.agree(False, "preparing the run folder")
+                raise
+        if comm is not None:
+            comm.agree(True, "preparing the run folder")
+        return _train_in_folder(cfg, data, device, run_dir, ckpt if resume else None, progress,
+                                max_epochs_this_call, log, started, comm, root, shared is not None)
 
 
 def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path, ckpt: Checkpoint | None,
-                     force: bool, progress: bool, max_epochs_this_call: int | None, log, started: float
-                     ) -> TrainSummary:
-    """train() once the run folder is claimed (locked); ckpt is the checkpoint to resume from."""
+                     progress: bool, max_epochs_this_call: int | None, log, started: float,
+                     comm: "dist_.Comm | None", root: bool, shared: bool) -> TrainSummary:
+    """train() once the run folder is claimed (locked by rank 0); ckpt is the checkpoint to resume from."""
     resume = ckpt is not None
-    if not resume:
-        _prepare_run_dir(run_dir, force)
     params = cfg.network.model_params()
     n_in, n_out = data.train.n_channels, data.train.n_classes
 
@@ -207,11 +241,15 @@ def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path
         net = Network.initialise(n_in, cfg.network.hidden, n_out, params=params, seed=cfg.seed, init=cfg.network.init())
         run = _Run(net, AdamState.zeros_like(net.weights), LRSchedule.from_optim(cfg.optim),
                    {k: v.copy() for k, v in net.weights.items()}, 0, 0, float("-inf"), [])
-        save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
-    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_json() + "\n")
+        if root:
+            save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))
+    if root:
+        atomic_write_text(run_dir / CONFIG_FILE, cfg.to_json() + "\n")
+    ranks = (f", {comm.world} data-parallel ranks ({comm.ctx.backend})"
+             + (", each split binned once (every rank its share) and shared" if shared else "")) if comm else ""
     log(f"training {n_in} -> {cfg.network.hidden} (recurrent) -> {n_out} on {cfg.data.dataset}: "
         f"{len(data.train)} train, {len(data.valid)} validation ({data.valid_source}), {len(data.test)} test; "
-        f"device {device}")
+        f"device {device}{ranks}")
 
     epochs_run, saved_epoch = 0, run.epoch
     test_accuracy = None
@@ -219,17 +257,23 @@ def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path
         while run.epoch < cfg.optim.epochs:
             if max_epochs_this_call is not None and epochs_run >= max_epochs_this_call:
                 break
-            _train_epoch(run, cfg, data, device, progress, log)
-            save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))   # alone enough to resume
+            _train_epoch(run, cfg, data, device, progress, log, comm)
+            if root:
+                save_checkpoint(run_dir / CHECKPOINT, run.checkpoint(cfg))   # alone enough to resume
             saved_epoch = run.epoch
-            _save_epoch_files(run, cfg, data, run_dir)
+            if root:
+                _save_epoch_files(run, cfg, data, run_dir)
             epochs_run += 1
         finished = run.epoch >= cfg.optim.epochs
         if finished:
             from ..evaluation import evaluate_float
             best = Network(run.best_weights, params)
-            test_accuracy = evaluate_float(best, data.test, batch_size=cfg.eval_batch_size, device=device,
-                                           progress=progress).accuracy
+            if comm is None:
+                test_accuracy = evaluate_float(best, data.test, batch_size=cfg.eval_batch_size, device=device,
+                                               progress=progress).accuracy
+            else:
+                test_accuracy = data_parallel.evaluate_float(comm, best, data.test, batch_size=cfg.eval_batch_size,
+                                                     device=device, progress=progress).accuracy
             log(f"test accuracy of best.npz (epoch {run.best_epoch}): {100 * test_accuracy:.2f}% "
                 f"on {len(data.test)} samples")
     except KeyboardInterrupt:
@@ -239,6 +283,10 @@ def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path
         raise TrainingInterrupted(
             f"interrupted {doing}; {run_dir / CHECKPOINT} holds epoch {saved_epoch}. "
             f"Continue with: eventprop train --resume {run_dir}") from None
+    except dist_.DistributedError as exc:
+        raise dist_.DistributedError(
+            f"{exc}; {run_dir / CHECKPOINT} holds epoch {saved_epoch}. Continue with: "
+            f"eventprop train --resume {run_dir} (any number of processes)") from None
     last = run.history[-1] if run.history else {}
     summary = TrainSummary(
         run_dir=str(run_dir), epochs_completed=run.epoch, epochs_planned=cfg.optim.epochs, finished=finished,
@@ -246,12 +294,13 @@ def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path
         final_train_loss=last.get("train_loss"), final_train_accuracy=last.get("train_accuracy"),
         n_train=len(data.train), n_valid=len(data.valid), n_test=len(data.test), valid_source=data.valid_source,
         seconds=time.perf_counter() - started, best_path=str(run_dir / BEST), last_path=str(run_dir / LAST))
-    if finished:
+    if finished and root:
         atomic_write_text(run_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, sort_keys=True) + "\n")
     return summary
 
 
-def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progress: bool, log) -> None:
+def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progress: bool, log,
+                 comm: "dist_.Comm | None" = None) -> None:
     from tqdm.auto import tqdm
 
     from ..eventprop import compute_batch
@@ -260,8 +309,13 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
     t0 = time.perf_counter()
     o = cfg.optim
     options = _loss_options(cfg)
-    samples = epoch_training_set(data.train, cfg, epoch)
-    batches = batch_indices(len(samples), o.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch)
+    n_samples = len(data.train) + blend_count(len(data.train), cfg)
+    batches = batch_indices(n_samples, o.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch)
+    wanted = None
+    if comm is not None:   # build only the blended samples this rank simulates
+        wanted = np.concatenate([idx[data_parallel.batch_share(len(idx), comm.rank, comm.world, device)[0]]
+                                 for idx in batches])
+    samples = epoch_training_set(data.train, cfg, epoch, wanted)
     H = run.net.n_hidden
     neuron_spikes = np.zeros(H, np.float64)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -269,17 +323,26 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
     with tqdm(total=len(samples), desc=f"epoch {epoch}/{o.epochs}", unit="sample", disable=not progress,
               leave=False) as bar:
         for b, idx in enumerate(batches):
-            batch = samples.subset(idx)
-            batch = shift_channels(batch, batch_shifts(cfg, epoch, b, len(batch)))
-            result = compute_batch(run.net, batch, batch.labels, options=options, device=device)
+            shifts = batch_shifts(cfg, epoch, b, len(idx))
+            if comm is None:
+                batch = shift_channels(samples.subset(idx), shifts)
+                result = compute_batch(run.net, batch, batch.labels, options=options, device=device)
+                grads, loss, readout = result.grads, result.loss, result.readout
+                batch_spikes = np.asarray(result.hidden_spike_counts, dtype=np.float64).sum(axis=0)
+            else:   # this rank's part of the global batch, reduced to the single-process result
+                pos, m = data_parallel.batch_share(len(idx), comm.rank, comm.world, device)
+                part = shift_channels(samples.subset(idx[pos]), shifts[pos])
+                step = data_parallel.global_step(comm, run.net, part, part.labels, pos, m, samples.labels[idx],
+                                         options, device)
+                grads, loss, readout = step.grads, step.loss, step.v_avg.astype(np.float32)
+                batch_spikes = step.neuron_counts.astype(np.float64)
             lr_used = run.schedule.lr
-            adam_step(run.net.weights, result.grads, run.adam, lr_used, beta1=o.adam_beta1, beta2=o.adam_beta2,
+            adam_step(run.net.weights, grads, run.adam, lr_used, beta1=o.adam_beta1, beta2=o.adam_beta2,
                       eps=o.adam_eps)
             run.schedule.after_batch()
-            counts = np.asarray(result.hidden_spike_counts, dtype=np.float64)
-            neuron_spikes += counts.sum(axis=0)
-            loss_sum += float(result.loss) * len(idx)
-            correct += int((np.argmax(result.readout, axis=1) == batch.labels).sum())
+            neuron_spikes += batch_spikes
+            loss_sum += float(loss) * len(idx)
+            correct += int((np.argmax(readout, axis=1) == samples.labels[idx]).sum())
             seen += len(idx)
             bar.update(len(idx))
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
@@ -289,7 +352,11 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
     silent = neuron_spikes == 0
     if cfg.silent_fix.enabled and silent.any():
         run.net.weights["input_hidden"][:, silent] += np.float32(cfg.silent_fix.amount)
-    valid_accuracy = validation_accuracy(run.net, data.valid, device=device, batch_size=cfg.eval_batch_size)
+    if comm is None or len(data.valid) == 0:
+        valid_accuracy = validation_accuracy(run.net, data.valid, device=device, batch_size=cfg.eval_batch_size)
+    else:
+        valid_accuracy = data_parallel.evaluate_float(comm, run.net, data.valid, batch_size=cfg.eval_batch_size,
+                                              device=device).accuracy
     reduced = run.schedule.after_epoch(valid_accuracy)
     run.epoch = epoch
     if valid_accuracy > run.best_valid_accuracy:
