@@ -229,7 +229,7 @@ def finetune(config: FinetuneConfig | None, run_dir, *, resume: bool = False, fo
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if resume:
-        ckpt = load_checkpoint(run_dir / CHECKPOINT)
+        ckpt = load_checkpoint(run_dir / CHECKPOINT, training_state=False)
         cfg = FinetuneConfig.from_json(ckpt.config_json, str(run_dir / CHECKPOINT))
         if epochs is not None:
             cfg = FinetuneConfig(**{**asdict(cfg), "epochs": epochs})

@@ -48,7 +48,9 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     save_npz(path, **arrays)
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path, training_state: bool = True) -> Checkpoint:
+    """training_state=False: another run type (finetune) keeps its own state; only arrays, epoch and
+    config are checked here."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here; is this a training run folder?")
@@ -67,11 +69,12 @@ def load_checkpoint(path) -> Checkpoint:
                               f"{' '.join(str(exc).split())}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
         raise CheckpointError(f"{path}: not a version-{VERSION} {FORMAT} file")
-    _validate(path, weights, best, adam, state, config_json)
+    _validate(path, weights, best, adam, state, config_json, training_state)
     return Checkpoint(weights, best, adam, state, config_json)
 
 
-def _validate(path: Path, weights, best, adam: AdamState, state: dict, config_json: str) -> None:
+def _validate(path: Path, weights, best, adam: AdamState, state: dict, config_json: str,
+              training_state: bool = True) -> None:
     """A hand-edited or foreign checkpoint fails here, naming the field, not later in training."""
     from eventprop_core.errors import NetworkFileError
     from eventprop_core.network import validate_weights
@@ -97,6 +100,8 @@ def _validate(path: Path, weights, best, adam: AdamState, state: dict, config_js
         v = state.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise bad(f"state '{key}' is {v!r}, expected an integer >= 0")
+    if not training_state:
+        return _validate_config(bad, config_json)
     v = state.get("best_valid_accuracy")
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise bad(f"state 'best_valid_accuracy' is {v!r}, expected a number")
@@ -110,6 +115,10 @@ def _validate(path: Path, weights, best, adam: AdamState, state: dict, config_js
     if (not isinstance(schedule, dict) or set(schedule) != set(fields)
             or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in schedule.values())):
         raise bad(f"state 'schedule' must hold the numbers {', '.join(fields)}, got {schedule!r}")
+    _validate_config(bad, config_json)
+
+
+def _validate_config(bad, config_json: str) -> None:
     try:
         config = json.loads(config_json)
     except json.JSONDecodeError as exc:
