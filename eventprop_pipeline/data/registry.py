@@ -1,9 +1,11 @@
 """One entry point for every data set: load_dataset(name, split, ...)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from .binning import CropWarning, crop_message
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split
@@ -35,4 +37,9 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
         raise DataError(f"data root {root} does not exist; create it and place {SPEC[name][0]}/ "
                         f"inside, or pass --data-root")
     path = spike_file_path(name, split, root)
-    return read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit)
+    data = read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit)
+    if data.n_cropped:
+        n_spikes = int(data.counts.sum()) + data.n_cropped if data.graded else len(data.steps) + data.n_cropped
+        warnings.warn(crop_message(data.name, data.n_cropped, n_spikes, timesteps, dt, data.steps_needed),
+                      CropWarning, stacklevel=2)
+    return data

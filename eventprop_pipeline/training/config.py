@@ -142,7 +142,7 @@ _SYNTHETIC_FROM_NETWORK = ("dt", "timesteps")
 OVERRIDE_ALIASES = {
     "dataset": "data.dataset", "data_root": "data.data_root", "epochs": "optim.epochs",
     "batch_size": "optim.batch_size", "hidden": "network.hidden", "lr": "optim.lr", "seed": "seed",
-    "device": "device",
+    "device": "device", "timesteps": "network.timesteps",
 }
 
 
