@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 
+from ..data.delay_lines import for_network
 from ..data.registry import load_dataset
 from ..data.synthetic import SyntheticConfig
 from ..network import load_network
@@ -46,10 +47,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_eval_data(args, net_params):
+def load_eval_data(args, net_params, metadata: dict | None = None):
+    """The split binned for the network; metadata: its provenance (float) or NetX metadata (delay lines)."""
     return load_dataset(args.dataset, args.split, data_root=args.data_root, dt=net_params.dt,
                         timesteps=net_params.timesteps, graded=args.graded,
-                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit)
+                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit,
+                        delays=for_network(metadata, str(args.model)))
 
 
 def resolve_backend(args) -> str:
@@ -85,7 +88,7 @@ def run(args) -> int:
     from ..evaluation import evaluate_float
 
     net = load_network(args.model)
-    data = load_eval_data(args, net.params)
+    data = load_eval_data(args, net.params, net.provenance)
     result = evaluate_float(net, data, batch_size=args.batch_size, device=args.device,
                             progress=progress_enabled() and not args.json)
     report(args, result)
@@ -117,7 +120,7 @@ def run_fixed_point(args, backend: str) -> int:
     fxnet = read_netx(args.model)
     timesteps = args.timesteps if args.timesteps is not None else fxnet.timesteps
     dt = args.dt if args.dt is not None else fxnet.dt
-    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps))
+    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps), fxnet.metadata)
     if data.n_channels != fxnet.n_input or data.n_classes > fxnet.readout.size:
         raise DataError(f"{data.name}: {data.n_channels} channels and {data.n_classes} classes do not fit "
                         f"{args.model} ({fxnet.n_input} inputs, {fxnet.readout.size} outputs)")

@@ -50,7 +50,8 @@ def report_path(args) -> Path:
     return out.with_name(out.stem + ".quantization.json")
 
 
-def load_calibration(args, params):
+def load_calibration(args, params, provenance: dict | None = None):
+    from ..data.delay_lines import for_network
     from ..data.registry import load_dataset
     from ..data.synthetic import SyntheticConfig
 
@@ -62,7 +63,8 @@ def load_calibration(args, params):
     limit = args.limit if args.limit is not None else DEFAULT_CALIBRATION_LIMIT
     return load_dataset(args.dataset, args.split, data_root=args.data_root, dt=params.dt,
                         timesteps=params.timesteps, graded=args.graded,
-                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=limit)
+                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=limit,
+                        delays=for_network(provenance, str(args.model)))
 
 
 def run(args) -> int:
@@ -77,7 +79,7 @@ def run(args) -> int:
     if out.resolve() == Path(args.model).resolve():
         raise ConfigError(f"--out {out} would overwrite the input model")
     net = load_network(args.model)
-    calibration = load_calibration(args, net.params)
+    calibration = load_calibration(args, net.params, net.provenance)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UWrapWarning)   # shown in the report instead
         fx, report = quantize(net, weight_bits=args.weight_bits, strategy=args.scale, calibration=calibration,

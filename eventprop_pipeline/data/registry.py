@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .binning import CropWarning, crop_message
+from .delay_lines import DelayLines
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split
@@ -14,13 +15,20 @@ DATASETS = ("synthetic", "shd", "ssc")
 
 
 def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 1.0, timesteps: int = 1000,
-                 graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None
-                 ) -> SpikeDataset:
+                 graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None,
+                 delays: DelayLines | None = None) -> SpikeDataset:
     """Load one split, binned at dt (ms) into `timesteps` bins.
 
     synthetic: generated in memory from `synthetic` (its own dt/timesteps are overridden by the
     arguments so that data and network always agree). shd/ssc: read from `data_root`.
+    delays: the network's delay-line input transform (data.delay_lines.for_network), applied last.
     """
+    data = _load_binned(name, split, data_root=data_root, dt=dt, timesteps=timesteps, graded=graded,
+                        synthetic=synthetic, limit=limit)
+    return delays.apply(data) if delays is not None else data
+
+
+def _load_binned(name, split, *, data_root, dt, timesteps, graded, synthetic, limit) -> SpikeDataset:
     name = name.lower()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")

@@ -95,6 +95,8 @@ def _loss_options(cfg: TrainConfig):
 
 
 def _provenance(cfg: TrainConfig, data: RunData, epoch: int, extra: dict) -> dict:
+    if data.delays.active:   # read back by every backend that bins data for this network
+        extra = {**extra, "input_transform": data.delays.to_metadata()}
     return {"trainer": "eventprop_pipeline.training", "config": cfg.to_dict(), "dataset": cfg.data.dataset,
             "valid_source": data.valid_source, "epochs": epoch, "date": utc_now(), "seed": cfg.seed, **extra}
 
@@ -174,7 +176,7 @@ def train(config: TrainConfig | None, run_dir, *, resume: bool = False, force: b
     if not resume:
         _prepare_run_dir(run_dir, force)
     params = cfg.network.model_params()
-    n_in, n_out = data.train.n_channels, data.train.n_classes
+    n_in, n_out = data.delays.n_channels(data.train.n_channels), data.train.n_classes
 
     if resume:
         net = Network(ckpt.weights, params)
@@ -251,7 +253,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
               leave=False) as bar:
         for b, idx in enumerate(batches):
             batch = samples.subset(idx)
-            batch = shift_channels(batch, batch_shifts(cfg, epoch, b, len(batch)))
+            batch = data.delays.apply(shift_channels(batch, batch_shifts(cfg, epoch, b, len(batch))))
             result = compute_batch(run.net, batch, batch.labels, options=options, device=device)
             lr_used = run.schedule.lr
             adam_step(run.net.weights, result.grads, run.adam, lr_used, beta1=o.adam_beta1, beta2=o.adam_beta2,
