@@ -29,9 +29,27 @@ def test_copies_by_hand():
     assert DelayLines().apply(data) is data
 
 
+def test_pooling_then_copies_by_hand():
+    # 5 channels pooled by 2 -> 3 channels (0-1, 2-3, 4); spikes (2, ch 0) and (2, ch 1) merge.
+    data = from_events(np.zeros(4, np.int64), np.array([2, 2, 3, 6]), np.array([0, 1, 4, 3]), np.array([0]),
+                       n_channels=5, n_classes=1, timesteps=8, dt=1.0)
+    out = DelayLines(copies=1, step=4, pool=2).apply(data)
+    assert out.n_channels == 6
+    # base: (2, 0), (3, 2), (6, 1); copy (+4, channels 3..5): (6, 3), (7, 5); (10, 4) falls past T.
+    assert list(zip(out.steps.tolist(), out.units.tolist())) == sorted([(2, 0), (3, 2), (6, 1), (6, 3), (7, 5)])
+    assert out.counts.tolist() == [1] * 5
+    graded = from_events(np.zeros(3, np.int64), np.array([2, 2, 2]), np.array([0, 0, 1]), np.array([0]),
+                         n_channels=5, n_classes=1, timesteps=8, dt=1.0, graded=True)
+    assert graded.counts.tolist() == [2, 1]
+    assert DelayLines(pool=2).apply(graded).counts.tolist() == [3]   # graded counts add up
+    assert for_network({"input_transform": DelayLines(1, 4, 2).to_metadata()}) == DelayLines(1, 4, 2)
+
+
 def test_config_switch_and_bad_values(tmp_path):
-    cfg = load_train_config(None, {"network.delay_lines": 3, "network.delay_step": 25})
-    assert cfg.network.input_delays() == DelayLines(3, 25)
+    cfg = load_train_config(None, {"network.delay_lines": 3, "network.delay_step": 25, "network.input_pool": 4})
+    assert cfg.network.input_delays() == DelayLines(3, 25, 4)
+    with pytest.raises(ConfigError, match="input_pool"):
+        load_train_config(None, {"network.input_pool": 0})
     with pytest.raises(ConfigError, match="delay_step"):
         load_train_config(None, {"network.delay_step": 0})
     with pytest.raises(ConfigError, match="delay_lines"):

@@ -1,6 +1,8 @@
 """Delay-line input: the input channels plus copies of them delayed by fixed numbers of steps.
 
-Copy j (j = 0..n_copies) holds channel c as channel j * n_base + c, delayed by j * step time steps;
+Optionally the channels are first pooled: channel c becomes c // pool (spikes that meet in one
+(step, channel) merge into one, or add up with graded input), n_base = ceil(n_in / pool). Copy j
+(j = 0..n_copies) then holds channel c as channel j * n_base + c, delayed by j * step time steps;
 spikes pushed past the last step are dropped. A network trained on such input has
 n_base * (1 + n_copies) inputs, and it records the transform in its metadata
 (`provenance["input_transform"]`), which the NetX export carries in its `eventprop/metadata` group.
@@ -9,12 +11,12 @@ the emulator and Lava just see a wider input layer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .events import SpikeDataset
+from .events import SpikeDataset, from_events
 
 METADATA_KEY = "input_transform"
 KIND = "delay_lines"
@@ -24,8 +26,11 @@ KIND = "delay_lines"
 class DelayLines:
     copies: int = 0       # delayed copies added to the original input (0: no transform)
     step: int = 30        # time steps between consecutive copies
+    pool: int = 1         # adjacent channels merged into one before copying (1: none)
 
     def __post_init__(self):
+        if not isinstance(self.pool, int) or self.pool < 1:
+            raise ConfigError(f"input transform: pool must be an integer >= 1 (channels), got {self.pool!r}")
         if not isinstance(self.copies, int) or self.copies < 0:
             raise ConfigError(f"delay lines: copies must be an integer >= 0, got {self.copies!r}")
         if not isinstance(self.step, int) or self.step < 1:
@@ -33,13 +38,13 @@ class DelayLines:
 
     @property
     def active(self) -> bool:
-        return self.copies > 0
+        return self.copies > 0 or self.pool > 1
 
-    def n_channels(self, n_base: int) -> int:
-        return n_base * (1 + self.copies)
+    def n_channels(self, n_in: int) -> int:
+        return -(-n_in // self.pool) * (1 + self.copies)
 
     def to_metadata(self) -> dict:
-        return {"kind": KIND, "copies": self.copies, "step": self.step}
+        return {"kind": KIND, "copies": self.copies, "step": self.step, "pool": self.pool}
 
     @classmethod
     def from_metadata(cls, meta: dict | None, source: str = "network") -> "DelayLines":
@@ -49,28 +54,29 @@ class DelayLines:
             return cls()
         if t.get("kind") != KIND:
             raise DataError(f"{source}: unknown input transform {t.get('kind')!r} (this version knows {KIND!r})")
-        return cls(int(t["copies"]), int(t["step"]))
+        return cls(int(t["copies"]), int(t["step"]), int(t.get("pool", 1)))
 
     def apply(self, data: SpikeDataset) -> SpikeDataset:
-        """The data set with the delayed copies appended as further channel blocks."""
+        """The data set pooled, with the delayed copies appended as further channel blocks."""
         if not self.active:
             return data
-        n_base, T = data.n_channels, data.timesteps
-        per_sample = np.diff(data.offsets)
-        sample = np.repeat(np.arange(len(data)), per_sample)
-        parts = []
-        for j in range(1 + self.copies):
-            steps = data.steps.astype(np.int64) + j * self.step
-            keep = steps < T
-            parts.append((sample[keep], steps[keep], data.units[keep].astype(np.int64) + j * n_base,
-                          data.counts[keep]))
-        sample, steps, units, counts = (np.concatenate([p[i] for p in parts]) for i in range(4))
-        order = np.lexsort((units, steps, sample))     # (sample, step, unit), as SpikeDataset keeps them
-        offsets = np.zeros(len(data) + 1, np.int64)
-        np.cumsum(np.bincount(sample, minlength=len(data)), out=offsets[1:])
-        return SpikeDataset(steps[order].astype(np.int32), units[order].astype(np.int32), counts[order], offsets,
-                            data.labels, self.n_channels(n_base), data.n_classes, T, data.dt,
-                            f"{data.name}+delays{self.copies}x{self.step}", data.n_cropped, data.steps_needed)
+        n_base = -(-data.n_channels // self.pool)
+        sample = np.repeat(np.arange(len(data)), np.diff(data.offsets))
+        units = data.units.astype(np.int64) // self.pool
+        steps = data.steps.astype(np.int64)
+        reps = data.counts.astype(np.int64) if data.graded else None
+        if reps is not None:   # graded input: a bin's count becomes that many events, summed again below
+            sample, steps, units = (np.repeat(a, reps) for a in (sample, steps, units))
+        copies = np.arange(1 + self.copies)
+        out = from_events(np.tile(sample, len(copies)), (steps[None, :] + self.step * copies[:, None]).ravel(),
+                          (units[None, :] + n_base * copies[:, None]).ravel(), data.labels,
+                          n_channels=self.n_channels(data.n_channels), n_classes=data.n_classes,
+                          timesteps=data.timesteps, dt=data.dt, graded=data.graded,
+                          name=f"{data.name}+{self.describe()}")
+        return replace(out, n_cropped=data.n_cropped, steps_needed=data.steps_needed)
+
+    def describe(self) -> str:
+        return (f"pool{self.pool}" if self.pool > 1 else "") + (f"delays{self.copies}x{self.step}" if self.copies else "")
 
 
 def for_network(provenance_or_metadata: dict | None, source: str = "network") -> DelayLines:
