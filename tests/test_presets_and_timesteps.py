@@ -63,3 +63,11 @@ def test_cli_prints_the_crop_warning_on_one_line(capsys):
     finally:
         warnings.showwarning = saved
     assert capsys.readouterr().err == "warning: f.h5: T = 10 steps crops\n"
+
+
+def test_speech_preset_is_the_measured_delay_line_recipe():
+    cfg = load_train_config("speech")
+    n = cfg.network
+    assert n.input_delays().n_channels(700) == 700          # 175 pooled channels x (1 + 3 copies)
+    assert (n.input_pool, n.delay_lines, n.delay_step, n.timesteps, n.hidden) == (4, 3, 30, 1000, 256)
+    assert cfg.optim.epochs <= 100 and not cfg.augment.blend and cfg.augment.shift_max == 5
