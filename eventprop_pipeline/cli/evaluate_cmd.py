@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 
+from ..data.delay_lines import for_network
 from ..data.registry import load_dataset
 from ..data.synthetic import SyntheticConfig
 from eventprop_core.network import check_network_file, load_network
@@ -52,10 +53,13 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_eval_data(args, net_params, samples: tuple[int, int] | None = None):
+def load_eval_data(args, net_params, metadata: dict | None = None, samples: tuple[int, int] | None = None):
+    """The split (or a rank's `samples` of it) binned for the network; metadata: its provenance (float)
+    or NetX metadata (delay lines)."""
     return load_dataset(args.dataset, args.split, data_root=args.data_root, dt=net_params.dt,
                         timesteps=net_params.timesteps, graded=args.graded,
-                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit, samples=samples)
+                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=args.limit, samples=samples,
+                        delays=for_network(metadata, str(args.model)))
 
 
 def resolve_backend(args) -> str:
@@ -138,7 +142,7 @@ def run_float(args, samples=None):
     from ..evaluation import evaluate_float
 
     net = load_network(args.model)
-    data = load_eval_data(args, net.params, samples)
+    data = load_eval_data(args, net.params, net.provenance, samples)
     if samples is not None and len(data) == 0:
         from ..training.data_parallel import empty_result
         return empty_result(net.n_output, "float"), None
@@ -180,7 +184,7 @@ def run_fixed_point(args, backend: str, samples=None):
                         f"one layer (use --backend emulator)")
     timesteps = args.timesteps if args.timesteps is not None else fxnet.timesteps
     dt = args.dt if args.dt is not None else fxnet.dt
-    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps), samples)
+    data = load_eval_data(args, ModelParams(dt=dt, timesteps=timesteps), fxnet.metadata, samples)
     if data.n_channels != fxnet.n_input or data.n_classes > fxnet.readout.size:
         raise DataError(f"{data.name}: {data.n_channels} channels and {data.n_classes} classes do not fit "
                         f"{args.model} ({fxnet.n_input} inputs, {fxnet.readout.size} outputs)")

@@ -65,7 +65,8 @@ def report_path(args) -> Path:
     return out.with_name(out.stem + ".quantization.json")
 
 
-def load_calibration(args, params):
+def load_calibration(args, params, provenance: dict | None = None):
+    from ..data.delay_lines import for_network
     from ..data.registry import load_dataset
     from ..data.synthetic import SyntheticConfig
 
@@ -77,7 +78,8 @@ def load_calibration(args, params):
     limit = args.limit if args.limit is not None else DEFAULT_CALIBRATION_LIMIT
     return load_dataset(args.dataset, args.split, data_root=args.data_root, dt=params.dt,
                         timesteps=params.timesteps, graded=args.graded,
-                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=limit)
+                        synthetic=SyntheticConfig(seed=args.synthetic_seed), limit=limit,
+                        delays=for_network(provenance, str(args.model)))
 
 
 def run(args) -> int:
@@ -94,7 +96,7 @@ def run(args) -> int:
     net = load_network(args.model)
     if args.format == "nir":
         return run_nir(args, net, out)
-    calibration = load_calibration(args, net.params)
+    calibration = load_calibration(args, net.params, net.provenance)
     float_scores = None
     if calibration is not None:   # the float model's readout: what a faithful conversion reproduces
         from ..evaluation import evaluate_float

@@ -44,6 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Data warnings (e.g. spikes cropped by T) as `warning: ...` on stderr, not Python's two-line form."""
+    import warnings
+
+    from ..data.binning import CropWarning
+    default = warnings.showwarning
+    if getattr(default, "one_line_crop_warnings", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CropWarning):
+            print(f"warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    show.one_line_crop_warnings = True
+    warnings.showwarning = show
+
+
 def main(argv=None) -> int:
     # argv None: called as the `eventprop` program, whose process ends when main() returns.
     with handling_interrupts(process_exits_after=argv is None):
@@ -55,6 +73,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    _one_line_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

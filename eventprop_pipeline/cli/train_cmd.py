@@ -33,6 +33,7 @@ batch; on the CPU engine the weights are bit-identical to a single-process run f
 Examples:
   eventprop train --out runs/synthetic                    # built-in synthetic data, no download
   eventprop train --config configs/default.toml --dataset shd --data-root datasets --out runs/shd
+  eventprop train --config shd --data-root datasets --out runs/shd   # preset: the paper's SHD recipe
   eventprop train --resume runs/shd                       # continue an interrupted run
   eventprop train --resume runs/shd --epochs 80           # ... and train for longer
   eventprop train --out runs/ssc --dataset ssc --nproc 2  # two local processes
@@ -43,7 +44,8 @@ Examples:
 def register(sub) -> None:
     p = sub.add_parser("train", help=HELP, description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE", help="TOML or YAML config file (default: built-in defaults)")
+    p.add_argument("--config", metavar="FILE", help="TOML or YAML config file, or a shipped preset by name: shd, ssc (the paper's "
+                        "recipes), speech, default, demo, smoke (default: built-in defaults)")
     p.add_argument("--out", metavar="RUN_DIR", help="folder for the run (must not hold another run unless --force)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start over in an --out folder that already holds a run")
@@ -53,6 +55,9 @@ def register(sub) -> None:
     g.add_argument("--epochs", type=int, help="number of epochs (with --resume: a new total)")
     g.add_argument("--batch-size", type=int, help="samples per gradient step")
     g.add_argument("--hidden", type=int, help="number of recurrent hidden neurons")
+    g.add_argument("--timesteps", type=int, metavar="T",
+                   help="time steps of dt per sample (paper: 1000); spikes at or after T*dt are cropped, "
+                        "with a warning giving the share dropped")
     g.add_argument("--lr", type=float, help="Adam learning rate (after the ease-in)")
     g.add_argument("--seed", type=int, help="seed of initial weights, shuffling and augmentation")
     g.add_argument("--device", choices=("cpu", "cuda", "auto"), help="where gradients are computed: cpu (numba), cuda (the fused CUDA "
@@ -69,7 +74,7 @@ def register(sub) -> None:
 def _overrides(args) -> dict:
     return {"dataset": args.dataset, "data_root": args.data_root, "epochs": args.epochs,
             "batch_size": args.batch_size, "hidden": args.hidden, "lr": args.lr, "seed": args.seed,
-            "device": args.device}
+            "device": args.device, "timesteps": args.timesteps}
 
 
 def check_paths(args, config) -> None:

@@ -27,6 +27,8 @@ class SpikeDataset:
     timesteps: int
     dt: float
     name: str = "dataset"
+    n_cropped: int = 0       # spikes dropped when binning because they fell at or after timesteps * dt
+    steps_needed: int = 0    # bins that would have kept every spike read (0: not known)
 
     def __post_init__(self):
         n = len(self.labels)
@@ -86,7 +88,10 @@ def from_events(sample_index: np.ndarray, steps: np.ndarray, units: np.ndarray, 
     (sample, step, unit) holds at most one spike.
     """
     n = len(labels)
-    keep = (steps >= 0) & (steps < timesteps) & (units >= 0) & (units < n_channels)
+    in_range = (steps >= 0) & (units >= 0) & (units < n_channels)
+    keep = in_range & (steps < timesteps)
+    n_cropped = int(in_range.sum() - keep.sum())
+    steps_needed = int(steps[in_range].max()) + 1 if in_range.any() else 0
     sample_index, steps, units = sample_index[keep], steps[keep], units[keep]
     key = (sample_index.astype(np.int64) * timesteps + steps) * n_channels + units
     key, counts = np.unique(key, return_counts=True)
@@ -99,4 +104,4 @@ def from_events(sample_index: np.ndarray, steps: np.ndarray, units: np.ndarray, 
     counts = (np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16) if graded
               else np.ones(len(key), count_dtype(False)))
     return SpikeDataset(steps_out, units_out, counts, offsets, np.asarray(labels, dtype=np.int64),
-                        n_channels, n_classes, timesteps, dt, name)
+                        n_channels, n_classes, timesteps, dt, name, n_cropped, steps_needed)

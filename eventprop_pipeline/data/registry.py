@@ -1,10 +1,14 @@
 """One entry point for every data set: load_dataset(name, split, ...)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from eventprop_core.errors import ConfigError, DataError
 from eventprop_core.memory_check import check_memory_for_timesteps
+
+from .binning import CropWarning, crop_message
+from .delay_lines import DelayLines
 from .events import SpikeDataset
 from .spike_files import SPEC, default_data_root, read_spike_file, spike_file_path
 from .synthetic import SyntheticConfig, generate_split
@@ -14,13 +18,20 @@ DATASETS = ("synthetic", "shd", "ssc")
 
 def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 1.0, timesteps: int = 1000,
                  graded: bool = False, synthetic: SyntheticConfig | None = None, limit: int | None = None,
-                 samples: tuple[int, int] | None = None) -> SpikeDataset:
+                 samples: tuple[int, int] | None = None, delays: DelayLines | None = None) -> SpikeDataset:
     """Load one split, binned at dt (ms) into `timesteps` bins.
 
     synthetic: generated in memory from `synthetic` (its own dt/timesteps are overridden by the
     arguments so that data and network always agree). shd/ssc: read from `data_root`.
     samples: (start, stop) loads only those samples (after `limit`); a file is read and binned only there.
+    delays: the network's delay-line input transform (data.delay_lines.for_network), applied last.
     """
+    data = _load_binned(name, split, data_root=data_root, dt=dt, timesteps=timesteps, graded=graded,
+                        synthetic=synthetic, limit=limit, samples=samples)
+    return delays.apply(data) if delays is not None else data
+
+
+def _load_binned(name, split, *, data_root, dt, timesteps, graded, synthetic, limit, samples) -> SpikeDataset:
     name = name.lower()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
@@ -48,7 +59,12 @@ def load_dataset(name: str, split: str = "test", *, data_root=None, dt: float = 
     path = spike_file_path(name, split, root)
     if samples is not None and limit is not None:
         samples = (min(samples[0], limit), min(samples[1], limit))
-    return read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit, samples=samples)
+    data = read_spike_file(path, name=name, dt=dt, timesteps=timesteps, graded=graded, limit=limit, samples=samples)
+    if data.n_cropped:
+        n_spikes = int(data.counts.sum()) + data.n_cropped if data.graded else len(data.steps) + data.n_cropped
+        warnings.warn(crop_message(data.name, data.n_cropped, n_spikes, timesteps, dt, data.steps_needed),
+                      CropWarning, stacklevel=2)
+    return data
 
 
 def split_size(name: str, split: str = "test", *, data_root=None, synthetic: SyntheticConfig | None = None,

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from eventprop_core.errors import DataError
+from .binning import time_to_step
 from .compact import GrowingEvents, bin_times_chunk, count_dtype, step_dtype, unit_dtype
 from .events import SpikeDataset
 
@@ -85,11 +86,13 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
             n_classes = n_classes or (spec[4] if spec else int(labels.max(initial=-1)) + 1)
             _check_range(labels, n_classes, path, "label", "classes", np.arange(start, stop))
             out, offsets = None, np.zeros(stop - start + 1, np.int64)
+            crop = [0, 0]      # spikes at or after timesteps * dt, and the bins that would keep them all
             from tqdm.auto import tqdm
             with tqdm(total=stop - start, desc=f"read {path.name}", unit="sample", disable=not progress) as bar:
                 for a in range(start, stop, READ_CHUNK):
                     b = min(stop, a + READ_CHUNK)
-                    st, un, cn, per = _read_chunk(path, times_ds, units_ds, a, b, dt, timesteps, n_channels, graded)
+                    st, un, cn, per = _read_chunk(path, times_ds, units_ds, a, b, dt, timesteps, n_channels, graded,
+                                                  crop)
                     if out is None:   # capacity from the first chunk's density, with room to spare
                         estimate = int(1.25 * len(st) * (stop - start) / (b - a)) + 1024
                         out = GrowingEvents(estimate, (st.dtype, un.dtype, cn.dtype))
@@ -106,7 +109,8 @@ def read_spike_file(path, *, name: str, dt: float = 1.0, timesteps: int = 1000, 
                       np.zeros(0, count_dtype(graded)))
     else:
         st, un, cn = out.result()
-    return SpikeDataset(st, un, cn, offsets, labels, n_channels, n_classes, timesteps, dt, name=f"{path.name}")
+    return SpikeDataset(st, un, cn, offsets, labels, n_channels, n_classes, timesteps, dt, name=f"{path.name}",
+                        n_cropped=crop[0], steps_needed=crop[1])
 
 
 def _largest_unit(units_ds, start: int, stop: int) -> int:
@@ -119,7 +123,7 @@ def _largest_unit(units_ds, start: int, stop: int) -> int:
 
 
 def _read_chunk(path, times_ds, units_ds, a: int, b: int, dt: float, timesteps: int, n_channels: int,
-                graded: bool):
+                graded: bool, crop: list):
     times, units = times_ds[a:b], units_ds[a:b]
     try:
         lengths = np.fromiter((len(t) for t in times), dtype=np.int64, count=len(times))
@@ -151,6 +155,10 @@ def _read_chunk(path, times_ds, units_ds, a: int, b: int, dt: float, timesteps: 
         i = int(np.argmin(all_times))
         raise DataError(f"{path}: negative spike time {float(all_times[i]):g} s (sample {int(sample_of[i])}); "
                         f"times must be >= 0")
+    if len(all_times):   # counted as from_events counts them (the binner itself only drops them)
+        steps = time_to_step(all_times, dt)
+        crop[0] += int(np.count_nonzero(steps >= timesteps))
+        crop[1] = max(crop[1], int(steps.max()) + 1)
     return bin_times_chunk(offsets, all_times, all_units, dt=dt, timesteps=timesteps, n_channels=n_channels,
                            graded=graded)
 

@@ -7,6 +7,7 @@ from ..model.readout import readout_weights
 from eventprop_core.network import Network
 from . import numba_kernels as K
 from . import regulariser
+from .adjoint_units import jump_ratio
 from .inputs import EventBatch
 from .loss_terms import avg_readout_error, per_timestep_error
 from .options import BatchResult, LossOptions, ShardSpec
@@ -101,7 +102,7 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
     c = (1.0 - p.alpha) * p.i_scale
     run = K.backward_batch if _parallel(B, T, H) else K.backward_batch_serial
     run(ev.steps, ev.units, ev.counts, ev.offsets, T, w_hh, w_ho, p.alpha, p.beta, c,
-        p.tau_mem / p.tau_syn, p.v_thresh, rec.neuron, rec.den, rec.offsets, err_coef,
+        jump_ratio(p), p.v_thresh, rec.neuron, rec.den, rec.offsets, err_coef,
         readout_weights(p, T), err_trace, per_step, reg_jump, g_ih, g_hh, g_ho)
     chunks = {"input_hidden": g_ih, "hidden_hidden": g_hh, "hidden_output": g_ho}
     extras = {"n_hidden_spikes": int(counts.sum())}

@@ -14,6 +14,7 @@ from eventprop_core.errors import ConfigError
 from eventprop_core.network import Network
 
 from ..model.readout import readout_weights
+from .adjoint_units import jump_ratio
 from . import regulariser
 from .inputs import EventBatch
 from .loss_terms import avg_readout_error, per_timestep_error
@@ -107,7 +108,7 @@ class DeviceBatch:
         f = self.dtype.type
         self.alpha, self.beta, self.iscale = f(p.alpha), f(p.beta), f(p.i_scale)
         self.one_m_a, self.v_th = f(1.0 - p.alpha), f(p.v_thresh)
-        self.c, self.ratio = f((1.0 - p.alpha) * p.i_scale), f(p.tau_mem / p.tau_syn)
+        self.c, self.ratio = f((1.0 - p.alpha) * p.i_scale), f(jump_ratio(p))
         self.nt = threads or threads_per_block(self.H)
         from .cuda_kernels import GROUP, MAX_THREADS
         if self.nt % GROUP or not GROUP <= self.nt <= MAX_THREADS:

@@ -10,9 +10,10 @@ Backward step k (from T - 1 down to 0), c = (1 - alpha) IScale:
   readout:  A = e_k + alpha A;  Bq = c A + beta Bq                    (e_k = dL/dV_k of the loss)
   hidden:   A = alpha A; at a spike of n at step k, with u, V its synaptic input and pre-reset voltage,
             A_n += (v_th A_n + R_n) / (u - V) + reg_n,
-            R_n = sum_post W[n, post] (A_post - (tau_mem / tau_syn) Bq_post)   (posts at step k + 1);
+            R_n = sum_post W[n, post] (A_post - rho Bq_post)   (posts at step k + 1),
+            rho = adjoint_units.jump_ratio (-> tau_mem / tau_syn as dt -> 0);
             Bq = c A + beta Bq.
-In mlGeNN's variables LambdaV = -kappa A, LambdaI = -kappa (tau_mem/tau_syn) Bq with
+In mlGeNN's variables LambdaV = -kappa A, LambdaI = -kappa rho Bq with
 kappa = (1 - alpha)/(tau_mem dt): the same jump; its gradient -tau_syn LambdaI is (1 - alpha)/dt times
 ours (about 1/tau_mem), a scale Adam does not see.
 """

@@ -4,15 +4,17 @@ mlGeNN subtracts r_n = lambda (N_n - nu B) / B^2 from LambdaV at every spike of 
 where N_n is the neuron's spike count summed over the batch. This is a heuristic (a spike count
 has no gradient): r_n is dR/dN_n of R = lambda/2 sum_n (N_n / B - nu)^2 applied per spike, i.e. the
 gradient of r_n * V_n(t_spike) with the spike's own time held fixed. mlGeNN's adjoint is -kappa
-times ours (ours is dL/dV), with kappa = (1 - alpha) / (tau_mem dt) (its readout drive
-g/(tau_mem B T dt) enters LambdaV with weight 1 - alpha), so the jump in our units is r_n / kappa:
-the regulariser then weighs against the cross-entropy exactly as in mlGeNN.
+times ours (ours is dL/dV), kappa = adjoint_units.mlgenn_scale, so the jump in our units is
+r_n / kappa. The regulariser then weighs against the cross-entropy as in mlGeNN because the loss's
+own jump term uses mlGeNN's discretisation too (adjoint_units.jump_ratio; docs/regulariser.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from eventprop_core.params import ModelParams
+
+from .adjoint_units import mlgenn_scale
 from .options import LossOptions
 
 
@@ -33,7 +35,7 @@ def adjoint_jumps(batch_counts: np.ndarray, B: int, opts: LossOptions, p: ModelP
     if not opts.regularised:
         return np.zeros(len(batch_counts))
     lam, excess = _branch(batch_counts, B, opts)
-    kappa = (1.0 - p.alpha) / (p.tau_mem * p.dt)
+    kappa = mlgenn_scale(p)
     return lam * excess / (B * B) / kappa
 
 
@@ -42,5 +44,5 @@ def penalty(batch_counts: np.ndarray, B: int, opts: LossOptions, p: ModelParams)
     if not opts.regularised:
         return 0.0
     lam, excess = _branch(batch_counts, B, opts)
-    kappa = (1.0 - p.alpha) / (p.tau_mem * p.dt)
+    kappa = mlgenn_scale(p)
     return float(0.5 * np.sum(lam * (excess / B) ** 2) / kappa)

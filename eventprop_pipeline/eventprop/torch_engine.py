@@ -15,6 +15,7 @@ from eventprop_core.errors import DataError
 from ..model.readout import readout_weights
 from eventprop_core.network import Network
 from . import regulariser
+from .adjoint_units import jump_ratio
 from .inputs import check_dataset, check_labels, check_timesteps
 from .options import BatchResult, LossOptions, ShardSpec
 
@@ -161,7 +162,7 @@ def _backward(net, x, fw: _Forward, err, reg):
     H, O = fw.w_hh.shape[0], fw.w_ho.shape[1]
     alpha, beta = p.alpha, p.beta
     c = (1.0 - p.alpha) * p.i_scale
-    ratio = p.tau_mem / p.tau_syn
+    ratio = jump_ratio(p)
     rw = readout_weights(p, T).tolist()
     per_step = callable(err)
     w_hh_t, w_ho_t = fw.w_hh.t(), fw.w_ho.t()

@@ -15,6 +15,7 @@ import numpy as np
 from netx_export.fixed_point import DECAY_UNIT, STATE_SCALE, FixedPointNetwork
 
 from ..eventprop import numba_kernels as K
+from ..eventprop.adjoint_units import jump_ratio
 from ..eventprop import regulariser
 from ..eventprop.cpu_engine import GRADIENT_CHUNKS
 from ..eventprop.loss_terms import avg_readout_error
@@ -51,7 +52,7 @@ def fixed_point_batch(grid: Grid, fx: FixedPointNetwork, params: ModelParams, da
     K.backward_batch_serial(fw.ev_steps, fw.ev_units, np.ones(len(fw.ev_steps)), fw.ev_offsets, T,
                             np.ascontiguousarray(w["hidden_hidden"], np.float32),
                             np.ascontiguousarray(w["hidden_output"], np.float32), alpha, beta,
-                            grid.weight_scale, p.tau_mem / p.tau_syn, v_th, fw.spk_neuron, fw.spk_den, fw.spk_off,
+                            grid.weight_scale, jump_ratio(p), v_th, fw.spk_neuron, fw.spk_den, fw.spk_off,
                             err_coef, readout_weights(p, T), np.zeros((B, 1, O)), False, reg_jump,
                             g["input_hidden"], g["hidden_hidden"], g["hidden_output"])
     grads = {k: v.sum(axis=0) * (grid.step(k) / grid.weight_scale) for k, v in g.items()}

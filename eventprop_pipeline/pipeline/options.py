@@ -21,14 +21,17 @@ class DataSpec:
     graded: bool = False
     synthetic: dict = field(default_factory=dict)   # SyntheticConfig fields (seed, n_test, ...)
 
-    def load(self, params: ModelParams, *, split: str | None = None, limit: int | None = None) -> SpikeDataset:
+    def load(self, params: ModelParams, *, split: str | None = None, limit: int | None = None,
+             metadata: dict | None = None) -> SpikeDataset:
+        """metadata: the network's provenance or NetX metadata (its delay-line input transform)."""
+        from ..data.delay_lines import for_network
         from ..data.registry import load_dataset
         from ..data.synthetic import SyntheticConfig
 
         syn = SyntheticConfig(**self.synthetic) if self.dataset == "synthetic" else None
         return load_dataset(self.dataset, split or self.split, data_root=self.data_root, dt=params.dt,
                             timesteps=params.timesteps, graded=self.graded, synthetic=syn,
-                            limit=self.limit if limit is None else limit)
+                            limit=self.limit if limit is None else limit, delays=for_network(metadata))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -114,7 +114,8 @@ def quantize_network(ctx: RunContext, net: Network, weight_bits: int):
     scale, calibration, notes = ctx.deploy.scale, None, []
     if scale in ("calibrate", "auto"):
         try:
-            calibration = ctx.data.load(net.params, split="train", limit=ctx.deploy.calibration_samples)
+            calibration = ctx.data.load(net.params, split="train", limit=ctx.deploy.calibration_samples,
+                                         metadata=net.provenance)
             scale = "calibrate"
         except DataError as exc:
             if scale == "calibrate":
@@ -229,7 +230,7 @@ def stage_evaluate(ctx: RunContext):
 
     net = ctx.network()
     fx = ctx.fixed_point()
-    test = ctx.data.load(net.params)
+    test = ctx.data.load(net.params, metadata=net.provenance)
     if len(test) == 0:
         raise RunDirError(f"{ctx.data.dataset}/{ctx.data.split}: no samples to evaluate")
     input_spikes = test.spikes_per_sample()
@@ -276,7 +277,7 @@ def stage_sweep(ctx: RunContext):
     from eventprop_core.errors import PipelineError
 
     net = ctx.network()
-    test = ctx.data.load(net.params)
+    test = ctx.data.load(net.params, metadata=net.provenance)
     if ctx.deploy.sweep_samples is not None:
         test = test.subset(range(min(ctx.deploy.sweep_samples, len(test))))
     rows = []
@@ -312,7 +313,7 @@ def stage_lava(ctx: RunContext):
 
     net = ctx.network()
     fx = ctx.fixed_point()
-    test = ctx.data.load(net.params)
+    test = ctx.data.load(net.params, metadata=net.provenance)
     idx = lava_subset(len(test), ctx.deploy.lava_samples, ctx.deploy.lava_seed)
     t0 = time.perf_counter()
     # The checkpoint keeps the samples already run if the stage is interrupted (--resume continues);

@@ -52,6 +52,13 @@ class NetworkConfig:
     init_input_hidden: tuple = DEFAULT_INIT["input_hidden"]     # Normal (mean, sd), the paper's
     init_hidden_hidden: tuple = DEFAULT_INIT["hidden_hidden"]
     init_hidden_output: tuple = DEFAULT_INIT["hidden_output"]
+    delay_lines: int = 0            # delayed copies of the input added as further channels (0 = none)
+    delay_step: int = 30            # time steps between consecutive copies
+    input_pool: int = 1             # adjacent input channels merged into one before the copies (1 = none)
+
+    def input_delays(self):
+        from ..data.delay_lines import DelayLines
+        return DelayLines(self.delay_lines, self.delay_step, self.input_pool)
 
     def model_params(self) -> ModelParams:
         return ModelParams(tau_mem=self.tau_mem, tau_syn=self.tau_syn, v_thresh=self.v_thresh, dt=self.dt,
@@ -142,7 +149,7 @@ _SYNTHETIC_FROM_NETWORK = ("dt", "timesteps")
 OVERRIDE_ALIASES = {
     "dataset": "data.dataset", "data_root": "data.data_root", "epochs": "optim.epochs",
     "batch_size": "optim.batch_size", "hidden": "network.hidden", "lr": "optim.lr", "seed": "seed",
-    "device": "device",
+    "device": "device", "timesteps": "network.timesteps",
 }
 
 
@@ -216,6 +223,9 @@ _RULES = {
     ("network", "v_thresh"): (lambda v: v > 0, "must be > 0"),
     ("network", "dt"): (lambda v: v > 0, "must be > 0"),
     ("network", "timesteps"): (lambda v: v >= 1, "must be >= 1"),
+    ("network", "delay_lines"): (lambda v: v >= 0, "must be >= 0 (0 = no delayed copies)"),
+    ("network", "delay_step"): (lambda v: v >= 1, "must be >= 1 (time steps)"),
+    ("network", "input_pool"): (lambda v: v >= 1, "must be >= 1 (1 = no pooling)"),
     ("network", "init_input_hidden"): (lambda v: v[1] >= 0, "the sd (second number) must be >= 0"),
     ("network", "init_hidden_hidden"): (lambda v: v[1] >= 0, "the sd (second number) must be >= 0"),
     ("network", "init_hidden_output"): (lambda v: v[1] >= 0, "the sd (second number) must be >= 0"),

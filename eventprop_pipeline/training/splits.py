@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.delay_lines import DelayLines
 from ..data.events import SpikeDataset
 from ..data.registry import load_dataset
 from eventprop_core.errors import ConfigError
@@ -17,6 +18,7 @@ class RunData:
     valid: SpikeDataset
     test: SpikeDataset
     valid_source: str      # e.g. "ssc/valid" or "holdout 10% of train (seed 0)"
+    delays: DelayLines = DelayLines()   # applied to valid/test here, to train per batch after augmentation
 
 
 def holdout_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,4 +53,5 @@ def load_run_data(cfg: TrainConfig, loader=None) -> RunData:
         tr, va = holdout_indices(len(train), d.valid_fraction, d.valid_seed)
         train, valid = train.subset(tr, name=f"{train.name}-train"), train.subset(va, name=f"{train.name}-valid")
         source = f"holdout {100 * d.valid_fraction:g}% of {d.dataset}/{d.train_split} (seed {d.valid_seed})"
-    return RunData(train, valid, test, source)
+    delays = net.input_delays()
+    return RunData(train, delays.apply(valid), delays.apply(test), source, delays)

@@ -117,6 +117,8 @@ def _loss_options(cfg: TrainConfig):
 
 
 def _provenance(cfg: TrainConfig, data: RunData, epoch: int, extra: dict) -> dict:
+    if data.delays.active:   # read back by every backend that bins data for this network
+        extra = {**extra, "input_transform": data.delays.to_metadata()}
     return {"trainer": "eventprop_pipeline.training", "config": cfg.to_dict(), "dataset": cfg.data.dataset,
             "valid_source": data.valid_source, "epochs": epoch, "date": utc_now(), "seed": cfg.seed, **extra}
 
@@ -225,7 +227,7 @@ def _train_in_folder(cfg: TrainConfig, data: RunData, device: str, run_dir: Path
     """train() once the run folder is claimed (locked by rank 0); ckpt is the checkpoint to resume from."""
     resume = ckpt is not None
     params = cfg.network.model_params()
-    n_in, n_out = data.train.n_channels, data.train.n_classes
+    n_in, n_out = data.delays.n_channels(data.train.n_channels), data.train.n_classes
 
     if resume:
         net = Network(ckpt.weights, params)
@@ -325,13 +327,13 @@ def _train_epoch(run: _Run, cfg: TrainConfig, data: RunData, device: str, progre
         for b, idx in enumerate(batches):
             shifts = batch_shifts(cfg, epoch, b, len(idx))
             if comm is None:
-                batch = shift_channels(samples.subset(idx), shifts)
+                batch = data.delays.apply(shift_channels(samples.subset(idx), shifts))
                 result = compute_batch(run.net, batch, batch.labels, options=options, device=device)
                 grads, loss, readout = result.grads, result.loss, result.readout
                 batch_spikes = np.asarray(result.hidden_spike_counts, dtype=np.float64).sum(axis=0)
             else:   # this rank's part of the global batch, reduced to the single-process result
                 pos, m = data_parallel.batch_share(len(idx), comm.rank, comm.world, device)
-                part = shift_channels(samples.subset(idx[pos]), shifts[pos])
+                part = data.delays.apply(shift_channels(samples.subset(idx[pos]), shifts[pos]))
                 step = data_parallel.global_step(comm, run.net, part, part.labels, pos, m, samples.labels[idx],
                                          options, device)
                 grads, loss, readout = step.grads, step.loss, step.v_avg.astype(np.float32)
