@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from eventprop_core.errors import Interrupted, PipelineError
@@ -66,10 +67,24 @@ def main(argv=None) -> int:
     # argv None: called as the `eventprop` program, whose process ends when main() returns.
     with handling_interrupts(process_exits_after=argv is None):
         try:
-            return _main(argv)
+            rc = _main(argv)
         except KeyboardInterrupt:    # a second Ctrl-C while the first was being handled
             print("interrupted", file=sys.stderr)
-            return 130
+            rc = 130
+    if argv is None:
+        _exit_now_if_a_rank_was_lost(rc)
+    return rc
+
+
+def _exit_now_if_a_rank_was_lost(rc: int) -> None:
+    """After a failed collective, gloo's threads would abort the interpreter's exit (SIGABRT, exit
+    -6) after the error was printed; end the process with the intended code instead."""
+    from ..training.distributed import lost_contact
+
+    if lost_contact():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
 
 
 def _main(argv=None) -> int:

@@ -95,6 +95,15 @@ def _share_cores() -> None:
     torch.set_num_threads(threads)
 
 
+_lost_contact = False    # a collective failed: the backend's threads may abort a normal interpreter exit
+
+
+def lost_contact() -> bool:
+    """True once a collective failed in this process (then only os._exit ends it cleanly: gloo's
+    threads call std::terminate when the interpreter tears them down)."""
+    return _lost_contact
+
+
 def shutdown(ctx: Context) -> None:
     if ctx.active:
         import torch.distributed as dist
@@ -131,6 +140,8 @@ class Comm:
         except DistributedError:
             raise
         except Exception as exc:  # gloo/NCCL raise RuntimeError subclasses with the backend's text
+            global _lost_contact
+            _lost_contact = True
             raise DistributedError(f"rank {self.rank}: lost contact with the other ranks during {what} "
                                    f"({_backend_reason(exc)})") from None
 
