@@ -167,7 +167,7 @@ def norse_model(graph, dt):
     """Norse 1.1's own NIR import (nirtorch.load with norse's node mapping, as norse.torch.from_nir does).
     Norse maps CubaLIF but not CubaLI: the readout is built from Norse's LIBoxCell exactly the way Norse
     maps CubaLIF (w_in * x -> synapse cell -> r * i -> membrane cell), without the spike."""
-    import nirtorch
+    from nirtorch import load as graph_to_torch_module   # builds modules from a NIR graph (no file read)
     import torch
     from norse.torch.module import leaky_integrator_box as li_box
     from norse.torch.utils.import_nir import _import_norse_module
@@ -186,7 +186,7 @@ def norse_model(graph, dt):
             v, s_mem = self.membrane(self.r * i, state[1])
             return v, (s_syn, s_mem)
 
-    return nirtorch.load(graph, lambda node: NorseCubaLI(node) if isinstance(node, nir.CubaLI)
+    return graph_to_torch_module(graph, lambda node: NorseCubaLI(node) if isinstance(node, nir.CubaLI)
                          else _import_norse_module(node, dt=dt))
 
 
