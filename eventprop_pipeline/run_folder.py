@@ -148,6 +148,20 @@ class RunFolder:
         self._release(discard=exc_type is not None)
 
 
+def clear_run_files(run_dir: Path, names, force: bool, kind: str, command: str) -> None:
+    """Start a new run in run_dir: its earlier run files are an error, or removed with force
+    (`command` is the CLI command, e.g. "train", named in the advice)."""
+    from eventprop_core.errors import ConfigError
+
+    existing = [name for name in names if (run_dir / name).exists()]
+    if existing and not force:
+        raise ConfigError(f"{run_dir} already holds a {kind} ({', '.join(existing)}); continue it with "
+                          f"`eventprop {command} --resume {run_dir}`, start over with --force, or choose another --out")
+    for name in existing:
+        (run_dir / name).unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete `.NAME.XXXX.tmp` files left by writes that were killed (the folder is locked by us)."""
     removed = []

@@ -24,6 +24,7 @@ import numpy as np
 
 from eventprop_core.atomic import atomic_write_text
 from ..data.batching import batch_indices
+from ..run_folder import clear_run_files
 from eventprop_core.errors import ConfigError, PipelineError
 from eventprop_core.network import WEIGHT_NAMES, Network, load_network
 from eventprop_core.provenance import sha256_file, utc_now
@@ -197,13 +198,7 @@ def _initial_fixed_point(cfg: FinetuneConfig, net: Network, data: _Data):
 
 
 def _prepare_run_dir(run_dir: Path, force: bool) -> None:
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not force:
-        raise ConfigError(f"{run_dir} already holds a run ({', '.join(existing)}); continue it with "
-                          f"`eventprop finetune --resume {run_dir}`, start over with --force, or choose another --out")
-    for name in existing:
-        (run_dir / name).unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_run_files(run_dir, RUN_FILES, force, "run", "finetune")
 
 
 class _State:

@@ -20,7 +20,7 @@ from ..data.batching import batch_indices
 from ..data.events import SpikeDataset
 from eventprop_core.errors import ConfigError, Interrupted, PipelineError
 from ..interrupts import ignore_further_interrupts
-from ..run_folder import RunFolder
+from ..run_folder import RunFolder, clear_run_files
 from eventprop_core.network import WEIGHT_NAMES, Network
 from .adam import AdamState, adam_step
 from .augment import Joined, draw_shifts, make_blended, shift_channels
@@ -124,13 +124,7 @@ def _provenance(cfg: TrainConfig, data: RunData, epoch: int, extra: dict) -> dic
 
 
 def _prepare_run_dir(run_dir: Path, force: bool) -> None:
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not force:
-        raise ConfigError(f"{run_dir} already holds a training run ({', '.join(existing)}); continue it with "
-                          f"`eventprop train --resume {run_dir}`, start over with --force, or choose another --out")
-    for name in existing:
-        (run_dir / name).unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_run_files(run_dir, RUN_FILES, force, "training run", "train")
 
 
 def _resumed_config(stored: TrainConfig, given: TrainConfig | None, source: str) -> TrainConfig:
