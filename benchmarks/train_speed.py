@@ -118,6 +118,13 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
         wall, _, _ = time_train_step(H=H, T=T, B=batches[0], device=torch_device, repeats=1, warm_up=False)
         print(f"cuda_torch_epoch_s_h{H}_b{batches[0]}: {wall * SHD_EPOCH / 1e3:.2f}")
         print(f"cuda_fused_speedup_over_torch_h{H}_b{batches[0]}: {wall / fused[H, batches[0]]:.3g}")
+    # The CPU engine (numba, all cores of this machine) on the same batch: the same-run baseline.
+    H0, B0 = hidden[0], batches[0]
+    wall, _, _ = time_train_step(H=H0, T=T, B=B0, device="cpu", repeats=repeats)
+    print(f"cuda_cpu_engine_epoch_s_h{H0}_b{B0}: {wall * SHD_EPOCH / 1e3:.2f}")
+    print(f"cuda_fused_speedup_over_cpu_engine_h{H0}_b{B0}: {wall / fused[H0, B0]:.3g}")
+    for phase, ms in phase_times(H0, T, B0, cuda).items():
+        print(f"cuda_fused_{phase}_ms_h{H0}_b{B0}: {ms:.2f}")
     if (256, 32) in fused and T == 1000:
         # Published, not measured here: mlGeNN SHD 700-256-20, T=1000, batch 32, 100 epochs in 573 s.
         print(f"cuda_fused_speedup_over_mlgenn_reported_h256_b32: {5.73 / (fused[256, 32] * SHD_EPOCH / 1e3):.1f}")
@@ -142,6 +149,35 @@ def cuda_report(quick: bool, hidden=(256, 1024), batches=(32, 256), T=1000, mem_
     data = shd_like(B, T, 700, 0.01)
     result = compute_batch(network(H, T), data, data.labels, LossOptions(), device="cuda")
     print(f"cuda_fused_mem_h{H}_b{B}_T{T}_mib: {result.extras['device_bytes'] / 2 ** 20:.1f}")
+
+
+def phase_times(H: int, T: int, B: int, cuda) -> dict[str, float]:
+    """Milliseconds per batch of each part of cuda_engine.compute: copies to the device, the forward
+    launch, and the rest (host loss, zeroing, backward launch, gradients back), best of 3."""
+    from eventprop_pipeline.eventprop import LossOptions, cuda_engine
+    from eventprop_pipeline.eventprop.inputs import to_events
+    net = network(H, T)
+    data = shd_like(B, T, 700, 0.01)
+    ev, labels = to_events(net, data, data.labels)
+    sync = getattr(cuda, "synchronize", lambda: None)
+    cuda_engine.compute(net, ev, labels, LossOptions())
+    best = {"copy_in": float("inf"), "forward": float("inf"), "total": float("inf")}
+    for _ in range(3):
+        sync()
+        t0 = time.perf_counter()
+        d = cuda_engine.DeviceBatch(net, ev, cuda_engine.DEFAULT_DTYPE)
+        sync()
+        t1 = time.perf_counter()
+        cuda_engine.forward(net, ev, batch=d)
+        sync()
+        t2 = time.perf_counter()
+        cuda_engine.compute(net, ev, labels, LossOptions())
+        sync()
+        t3 = time.perf_counter()
+        best = {k: min(best[k], v) for k, v in
+                (("copy_in", (t1 - t0) * 1e3), ("forward", (t2 - t1) * 1e3), ("total", (t3 - t2) * 1e3))}
+    best["backward_and_host"] = best["total"] - best["copy_in"] - best["forward"]
+    return best
 
 
 # ---- memory, one configuration per fresh process -------------------------------------------------

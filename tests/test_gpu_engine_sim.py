@@ -109,7 +109,8 @@ def test_cuda_benchmark_report_runs_and_prints_name_value_lines(monkeypatch, cap
     lines = capsys.readouterr().out.strip().splitlines()
     values = dict(line.split(": ", 1) for line in lines)
     assert len(values) == len(lines) >= 13        # one line per figure, no name twice
-    for name in ("cuda_fused_epoch_s_h32_b2", "cuda_fused_speedup_over_torch_h32_b2", "cuda_fused_engine_mem_growth_T8_to_T16"):
+    for name in ("cuda_fused_epoch_s_h32_b2", "cuda_fused_speedup_over_torch_h32_b2", "cuda_fused_engine_mem_growth_T8_to_T16",
+                 "cuda_fused_speedup_over_cpu_engine_h32_b2", "cuda_fused_forward_ms_h32_b2", "cuda_fused_total_ms_h32_b2"):
         assert float(values[name]) > 0, (name, values)
     assert 1.0 <= float(values["cuda_fused_engine_mem_growth_T8_to_T16"]) < 1.2     # spike records, not trajectories
 
@@ -127,6 +128,59 @@ def test_cuda_without_numbas_cuda_target_is_a_config_error_naming_the_fix(monkey
         trainer.resolve_device("cuda")
     with pytest.raises(ConfigError, match="numba-cuda"):
         cuda_engine.cuda_module()
+
+
+def test_a_cuda_target_that_cannot_compile_is_a_config_error_naming_the_cause(monkeypatch):
+    """Seen on a GPU machine: numba-cuda 0.30 with numpy 2.5 imports, then fails at the first compile
+    (np.row_stack is gone). The engine compiles a one-line kernel first and says so in words."""
+    import numpy
+    from numba import cuda
+
+    from eventprop_core.errors import ConfigError
+    from eventprop_pipeline.eventprop import cuda_engine
+
+    def broken(*a, **k):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "compile_ptx", broken, raising=False)
+    from numba.cuda.cudadrv import nvvm
+    monkeypatch.setattr(nvvm, "is_available", lambda: True)
+    monkeypatch.delattr(numpy, "row_stack", raising=False)
+    monkeypatch.setattr(cuda_engine, "_probe", [])
+    with pytest.raises(ConfigError, match=r"cannot compile: AttributeError: .*row_stack.*numpy<2\.5"):
+        cuda_engine.cuda_module()
+    assert not cuda_engine.usable()
+
+
+def test_launch_lowers_threads_to_what_the_compiled_kernel_allows(monkeypatch):
+    """Seen on an H200: a 1024-thread block of the forward kernel failed with
+    CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (too many registers). The launch asks the compiled kernel."""
+    from eventprop_pipeline.eventprop import cuda_engine
+
+    class Compiled:
+        def __init__(self, limit):
+            self.limit, self.launched = limit, []
+
+        def get_max_threads_per_block(self):
+            return self.limit
+
+        def __getitem__(self, grid):
+            return lambda *args: self.launched.append((grid, args))
+
+    class Kernel:
+        def __init__(self, limit):
+            self.compiled = Compiled(limit)
+
+        def specialize(self, *args):
+            return self.compiled
+
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    for limit, asked, used in ((640, 1024, 640), (655, 1024, 640), (2048, 256, 256), (20, 256, 32)):
+        k = Kernel(limit)
+        assert cuda_engine.launch(k, 7, asked, "a", 1) == used
+        assert k.compiled.launched == [((7, used), ("a", 1))]
 
 
 def test_train_with_device_cuda_runs_the_fused_engine_and_matches_cpu_training(tmp_path, monkeypatch):

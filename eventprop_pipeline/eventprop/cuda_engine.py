@@ -43,7 +43,32 @@ def _missing() -> str | None:
             return "numba finds no libNVVM (the CUDA compiler library)"
     except ImportError:
         pass
-    return None
+    return _compile_failure()
+
+
+_probe: list[str | None] = []
+
+
+def _compile_failure() -> str | None:
+    """Why numba's CUDA target cannot compile a one-line kernel, or None (checked once per process:
+    a broken combination, such as numba-cuda <= 0.30 with numpy 2.5, fails only at the first compile)."""
+    if not _probe:
+        import numpy
+        from numba import cuda
+
+        def probe(x):
+            x[0] = 1.0
+
+        try:
+            cuda.compile_ptx(probe, "void(float64[:])")
+            _probe.append(None)
+        except Exception as err:  # noqa: BLE001 - any failure here means "cannot run", said in words
+            why = f"numba's CUDA target ({getattr(cuda, 'implementation', '?')}) cannot compile: " \
+                  f"{type(err).__name__}: {err}"
+            if not hasattr(numpy, "row_stack"):
+                why += f" (numba-cuda needs numpy < 2.5, this is numpy {numpy.__version__}: pip install 'numpy<2.5')"
+            _probe.append(why)
+    return _probe[0]
 
 
 def usable() -> bool:
@@ -129,6 +154,20 @@ def _device_empty(cuda, shape, dtype):
     return cuda.device_array(shape, dtype)
 
 
+def launch(kernel, blocks: int, threads: int, *args) -> int:
+    """kernel[blocks, threads'](*args) with threads' = threads lowered, in whole 32-thread groups, to
+    what the compiled kernel's registers allow (a 1024-thread block needs <= 64 registers per
+    thread; seen on an H200: the float64 forward kernel needs more). Returns threads'."""
+    from numba import config
+
+    from .cuda_kernels import GROUP
+    if not config.ENABLE_CUDASIM:
+        kernel = kernel.specialize(*args)          # compiled once per argument types, then cached
+        threads = max(GROUP, min(threads, kernel.get_max_threads_per_block() // GROUP * GROUP))
+    kernel[blocks, threads](*args)
+    return threads
+
+
 def _zero(cuda, *arrays) -> None:
     from numba import config
 
@@ -155,9 +194,10 @@ class Forward:
         self.trace_d = d.empty((B, T if record_trace else 1, O))
         n_spikes = d.empty(B, np.int32)
         from .cuda_kernels import forward_kernel
-        forward_kernel[B, d.nt](d.in_off, d.units, d.counts, T, d.w_ih, d.w_hh, d.w_ho, d.alpha, d.one_m_a,
-                                d.beta, d.iscale, d.v_th, d.rw, *scratch, self.spk_neuron, self.spk_den,
-                                self.spk_off, self.v_avg_d, self.counts_d, self.trace_d, record_trace, n_spikes)
+        self.threads = launch(forward_kernel, B, d.nt, d.in_off, d.units, d.counts, T, d.w_ih, d.w_hh, d.w_ho,
+                              d.alpha, d.one_m_a, d.beta, d.iscale, d.v_th, d.rw, *scratch, self.spk_neuron,
+                              self.spk_den, self.spk_off, self.v_avg_d, self.counts_d, self.trace_d, record_trace,
+                              n_spikes)
         self.n_spikes = n_spikes.copy_to_host().astype(np.int64)
         self.v_avg = self.v_avg_d.copy_to_host()
         self.counts = self.counts_d.copy_to_host().astype(np.int64)
@@ -223,10 +263,10 @@ def compute(net: Network, ev: EventBatch, labels: np.ndarray, opts: LossOptions,
     scratch = [d.empty((B, H)) for _ in range(3)] + [d.empty((B, O)) for _ in range(3)]
     mark = d.empty((B, H), np.int32)
     from .cuda_kernels import backward_kernel
-    backward_kernel[B, d.nt](d.in_off, d.units, d.counts, T, d.w_hh, d.w_ho, d.alpha, d.beta, d.c, d.ratio,
-                             d.v_th, fw.spk_neuron, fw.spk_den, fw.spk_off, d.put(err_coef.astype(d.dtype)),
-                             d.rw, d.put(err_trace.astype(d.dtype)), per_step,
-                             d.put(reg_jump.astype(d.dtype)), *scratch, mark, g_ih, g_hh, g_ho)
+    launch(backward_kernel, B, d.nt, d.in_off, d.units, d.counts, T, d.w_hh, d.w_ho, d.alpha, d.beta, d.c,
+           d.ratio, d.v_th, fw.spk_neuron, fw.spk_den, fw.spk_off, d.put(err_coef.astype(d.dtype)), d.rw,
+           d.put(err_trace.astype(d.dtype)), per_step, d.put(reg_jump.astype(d.dtype)), *scratch, mark,
+           g_ih, g_hh, g_ho)
     grads = {name: g.copy_to_host() for name, g in (("input_hidden", g_ih), ("hidden_hidden", g_hh),
                                                       ("hidden_output", g_ho))}
     extras = {"n_hidden_spikes": int(fw.counts.sum()), "device_bytes": d.bytes,
