@@ -117,3 +117,31 @@ def test_network_without_its_transform_is_refused(tmp_path):
     model = tmp_path / "bare.npz"
     net.save(model)
     assert main(["evaluate", str(model), "--dataset", "shd", "--data-root", str(root), "--split", "test"]) == 1
+
+
+@pytest.mark.lava
+def test_lava_runs_a_delay_line_network_as_the_emulator_does(tmp_path):
+    """Issue 12's end to end for delay lines, last leg: the exported network's 2100 inputs (700
+    channels and two delayed copies) go through Lava's CPU simulator and give the emulator's
+    scores, readouts and classes exactly."""
+    root = _data_root(tmp_path / "data", n=8, T=60)
+    net, _ = _delay_network(T=60)
+    model, netx = tmp_path / "model.npz", tmp_path / "model.h5"
+    net.save(model)
+    common = ["--dataset", "shd", "--data-root", str(root), "--split", "test", "--limit", "3"]
+    assert main(["export", str(model), "--out", str(netx), *common]) == 0
+    pe, pl = tmp_path / "emu.npz", tmp_path / "lava.npz"
+    te, tl = tmp_path / "emu_trace.npz", tmp_path / "lava_trace.npz"
+    assert main(["evaluate", str(netx), *common, "--predictions", str(pe), "--trace", str(te)]) == 0
+    assert main(["evaluate", str(netx), *common, "--backend", "lava", "--predictions", str(pl),
+                 "--trace", str(tl)]) == 0
+    with np.load(pe) as e, np.load(pl) as la:
+        assert e["label"].tolist() == la["label"].tolist() and len(e["label"]) == 3
+        np.testing.assert_array_equal(la["score"], e["score"])
+        np.testing.assert_array_equal(la["pred"], e["pred"])
+        np.testing.assert_array_equal(la["hidden_spikes"], e["hidden_spikes"])
+        assert e["hidden_spikes"].sum() > 0 and (e["pred"] == e["label"]).mean() >= 2 / 3
+    with np.load(te) as e, np.load(tl) as la:
+        assert la["readout_v"].shape == e["readout_v"].shape == (3, 62, 20)     # T + 2 Lava steps
+        np.testing.assert_array_equal(la["readout_v"], e["readout_v"])
+        assert np.abs(e["readout_v"]).sum() > 0
