@@ -238,10 +238,25 @@ def _end_group(proc: subprocess.Popen) -> None:
         pass
 
 
+JOB_PREFIX = "eventprop_lava_"
+MAX_JOB_PATH = 40      # Lava's sockets live under TMPDIR: a Unix socket path has at most 107 bytes
+
+
+def _job_base() -> str:
+    """Folder for the job folder: the usual temporary folder, or /tmp or /dev/shm where that path is
+    too long for Lava's Unix sockets (a deep TMPDIR made Lava fail with a bare EOFError)."""
+    room = MAX_JOB_PATH - len(JOB_PREFIX) - 9          # "/" + mkdtemp's 8 random characters
+    for base in (tempfile.gettempdir(), "/tmp", "/dev/shm"):
+        if len(base) <= room and os.path.isdir(base) and os.access(base, os.W_OK):
+            return base
+    raise LavaRunError(f"Lava needs a temporary folder with a path of at most {room} characters (its "
+                       f"Unix sockets live there); TMPDIR={tempfile.gettempdir()} is longer and /tmp is not "
+                       "writable: set TMPDIR to a short folder")
+
+
 def _worker_tmpdir(job: Path) -> dict:
-    """Lava's multiprocessing files go into the job folder, so they vanish with it; but Unix socket
-    paths are limited to 107 bytes, so a deep job folder keeps the usual temporary folder."""
-    return {"TMPDIR": str(job)} if len(str(job)) <= 40 else {}
+    """Lava's multiprocessing files go into the job folder, so they vanish with it."""
+    return {"TMPDIR": str(job)}
 
 
 def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list, save) -> None:
@@ -254,7 +269,7 @@ def _run_samples(run: _Run, data, todo, done: dict, rasters: dict, seconds: list
     H, O = run.fxnet.hidden.size, run.fxnet.readout.size
     config = {"net_path": str(run.path_h5), "n_input": run.fxnet.n_input, "n_hidden": H, "n_out": O,
               "steps_per_sample": run.steps, "hardware": run.hardware, "record_hidden": run.record_hidden}
-    with tempfile.TemporaryDirectory(prefix="eventprop_lava_", ignore_cleanup_errors=True) as tmp:
+    with tempfile.TemporaryDirectory(prefix=JOB_PREFIX, dir=_job_base(), ignore_cleanup_errors=True) as tmp:
         job = Path(tmp)      # the worker removes it if it outlives this process
         (job / ROWS_DIR).mkdir()
         with open(job / JOB_FILE, "wb") as fh:

@@ -66,10 +66,41 @@ def test_worker_error_is_reported_in_one_line_and_nothing_is_left(tmp_path, monk
     path, data = tiny_case(tmp_path)
     monkeypatch.setattr(lava_runner, "find_lava_python",
                         lambda: fake_python(tmp_path, "echo 'some banner'\necho 'ValueError: bad thing' > $job/error.txt\nexit 2\n"))
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    with pytest.raises(lava_runner.LavaRunError, match="^ValueError: bad thing$"):
-        lava_runner.run_lava(path, data, progress=False)
-    assert not list(tmp_path.glob("eventprop_lava_*"))
+    base = Path(tempfile.mkdtemp(prefix="ept", dir="/tmp"))      # short enough to hold the job folder
+    monkeypatch.setattr("tempfile.tempdir", str(base))
+    try:
+        with pytest.raises(lava_runner.LavaRunError, match="^ValueError: bad thing$"):
+            lava_runner.run_lava(path, data, progress=False)
+        assert list(base.iterdir()) == []
+    finally:
+        base.rmdir()
+
+
+def test_a_deep_temporary_folder_puts_the_job_under_tmp(tmp_path, monkeypatch):
+    """Lava's Unix sockets live under the job folder: with a TMPDIR too deep for them the job goes to
+    /tmp (before: Lava failed with a bare EOFError), and a clear error names the fix if none fits."""
+    deep = tmp_path / ("d" * 70)
+    deep.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    assert lava_runner._job_base() == "/tmp"
+    monkeypatch.setattr(lava_runner.os, "access", lambda path, mode: path == str(deep))
+    with pytest.raises(lava_runner.LavaRunError, match="TMPDIR=.*ddd is longer.*set TMPDIR to a short folder"):
+        lava_runner._job_base()
+
+
+@pytest.mark.lava
+def test_lava_runs_with_a_deep_temporary_folder(tmp_path, monkeypatch):
+    from netx_export.emulator import emulate
+    from netx_export.hdf5_io import read_netx
+    path, data = tiny_case(tmp_path, n=2, T=12)
+    deep = tmp_path / ("d" * 70)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    lava = lava_runner.run_lava(path, data, progress=False)
+    emu = emulate(read_netx(path), data)
+    np.testing.assert_array_equal(lava.score, emu.score)
+    assert list(deep.iterdir()) == []
 
 
 def test_crashed_worker_names_its_last_output(tmp_path, monkeypatch):
