@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto (default): float for .npz, emulator for a NetX file (.h5, .hdf5, .net); emulator and lava need a .h5")
     p.add_argument("--timesteps", type=int, default=None,
-                   help="time steps per sample for a .h5 (default: from the file's metadata)")
+                   help="time steps per sample for a .h5 (default: from the file's metadata); the "
+                        "readout keeps the file's exp(-t/T) weighting, only the number of steps changes")
     p.add_argument("--dt", type=float, default=None, help="time step in ms for a .h5 (default: from the file)")
     p.add_argument("--trace", metavar="OUT.npz",
                    help=".h5 only: write the integer readout v of every Lava step (N x (T+2) x n_out)")
