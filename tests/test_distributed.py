@@ -225,3 +225,52 @@ def test_evaluate_over_two_processes_equals_one(tmp_path):
     for key in ("pred", "label", "score", "hidden_spikes"):
         assert one[key].tobytes() == two[key].tobytes(), key
     assert one["hidden_spikes"].sum() > 0
+
+
+def test_a_shared_copy_left_by_a_killed_run_is_removed_by_the_next(tmp_path):
+    """Rank 0 killed (SIGKILL) while the ranks were loading leaves its memory-mapped copy in the
+    temporary folder; the next data-parallel load on the machine removes copies whose owner is gone
+    and keeps those whose owner still runs."""
+    from eventprop_pipeline.training import shared_data
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / (shared_data.PREFIX + "1234-5-shd-train")
+    live = tmp_path / (shared_data.PREFIX + "1234-6-shd-train")
+    foreign = tmp_path / (shared_data.PREFIX + "old-layout")
+    for folder, owner in ((stale, dead.pid), (live, os.getpid()), (foreign, None)):
+        folder.mkdir()
+        (folder / "steps.npy").write_bytes(b"x" * 100)
+        if owner is not None:
+            (folder / shared_data.OWNER).write_text(str(owner))
+    assert shared_data.remove_stale_copies(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and foreign.exists()
+
+
+def test_a_failure_while_sharing_leaves_no_copy(tmp_path, monkeypatch):
+    """Another rank fails (here: the barrier after writing raises): rank 0 removes the copy."""
+    from eventprop_pipeline.data.events import from_events
+    from eventprop_pipeline.training import distributed, shared_data
+
+    class FailingComm:
+        ctx = distributed.Context(rank=0, world_size=2, backend="gloo")
+        rank, world = 0, 2
+
+        def sum(self, a, what=""):
+            return a * 2
+
+        def agree(self, ok, what):
+            if what.startswith("writing"):
+                raise distributed.DistributedError("rank 0: lost contact with the other ranks")
+
+        def barrier(self, what):
+            self.agree(True, what)
+
+    def load_part(span):
+        n = span[1] - span[0]
+        return from_events(np.repeat(np.arange(n), 2), np.tile([1, 3], n), np.tile([0, 2], n),
+                           np.zeros(n, np.int64), n_channels=4, n_classes=2, timesteps=5, dt=1.0)
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    with pytest.raises(distributed.DistributedError, match="lost contact"):
+        shared_data.load_shared(FailingComm(), 6, load_part, "shd-train")
+    assert list(tmp_path.iterdir()) == []

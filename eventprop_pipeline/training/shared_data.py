@@ -2,11 +2,43 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 
 from .data_parallel import sample_range
 from .distributed import Comm
+
+PREFIX = "eventprop-shared-"
+OWNER = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_copies(tmp: Path) -> list[Path]:
+    """Remove shared copies left in `tmp` by runs whose rank 0 is gone (killed while the ranks were
+    loading, before the files were unlinked). A folder whose owner still runs, or that names no
+    owner, is left alone. Returns what was removed."""
+    removed = []
+    for folder in tmp.glob(PREFIX + "*"):
+        try:
+            pid = int((folder / OWNER).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
 
 def single_node() -> bool:
     return int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0) == int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -19,9 +51,6 @@ def load_shared(comm: Comm, n_total: int, load_part, what: str):
     machine holds one copy. The files are unlinked once mapped (nothing is left on disk). One
     machine only: the files live in its temporary folder."""
     import tempfile
-    from pathlib import Path
-
-    from ..data.events import SpikeDataset
 
     start, stop = sample_range(n_total, comm.rank, comm.world)
     part = load_part((start, stop))
@@ -30,15 +59,34 @@ def load_shared(comm: Comm, n_total: int, load_part, what: str):
     events = comm.sum(events, f"sharing out {what}")
     first = int(events[:comm.rank].sum())
     total = int(events.sum())
-    folder = Path(tempfile.gettempdir()) / (f"eventprop-shared-{os.environ.get('MASTER_PORT', 'x')}-"
-                                            f"{os.environ.get('TORCHELASTIC_RUN_ID', os.getppid())}-{what}")
+    tmp = Path(tempfile.gettempdir())
+    folder = tmp / (f"{PREFIX}{os.environ.get('MASTER_PORT', 'x')}-"
+                    f"{os.environ.get('TORCHELASTIC_RUN_ID', os.getppid())}-{what}")
     fields = {"steps": (part.steps.dtype, total), "units": (part.units.dtype, total),
               "counts": (part.counts.dtype, total), "offsets": (np.int64, n_total + 1), "labels": (np.int64, n_total)}
+    held = [part]           # _share frees this rank's part once written (peak memory)
+    del part
+    if comm.ctx.is_root:
+        remove_stale_copies(tmp)
+        try:
+            return _share(comm, folder, fields, held, start, stop, first, n_total, what, load_part)
+        except BaseException:       # another rank failed, Ctrl-C, ...: leave no copy behind
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return _share(comm, folder, fields, held, start, stop, first, n_total, what, load_part)
+
+
+def _share(comm, folder: Path, fields: dict, held: list, start: int, stop: int, first: int, n_total: int,
+           what: str, load_part):
     from numpy.lib.format import open_memmap
+
+    from ..data.events import SpikeDataset
+    part = held.pop()
     ok = True
     if comm.ctx.is_root:
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            (folder / OWNER).write_text(str(os.getpid()))
             for name, (dtype, n) in fields.items():
                 open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=(max(n, 1),)).flush()
         except OSError:
@@ -59,9 +107,7 @@ def load_shared(comm: Comm, n_total: int, load_part, what: str):
     mapped = {name: np.load(folder / f"{name}.npy", mmap_mode="r")[:n] for name, (_, n) in fields.items()}
     comm.barrier(f"mapping the shared copy of {what}")
     if comm.ctx.is_root:
-        for name in fields:
-            (folder / f"{name}.npy").unlink(missing_ok=True)
-        folder.rmdir()
+        shutil.rmtree(folder)
     meta = load_part((0, 0))
     return SpikeDataset(mapped["steps"], mapped["units"], mapped["counts"], mapped["offsets"], mapped["labels"],
                         meta.n_channels, meta.n_classes, meta.timesteps, meta.dt, meta.name)
