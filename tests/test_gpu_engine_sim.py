@@ -154,6 +154,31 @@ def test_a_cuda_target_that_cannot_compile_is_a_config_error_naming_the_cause(mo
     assert not cuda_engine.usable()
 
 
+def test_auto_device_says_why_it_falls_back_to_the_cpu(monkeypatch, capsys):
+    """torch sees a GPU but the fused engine cannot run there: --device auto trains on the CPU and
+    says why in one line (before: silently)."""
+    import torch
+
+    from eventprop_pipeline import devices
+    from eventprop_pipeline.cli.main import _one_line_warnings
+    from eventprop_pipeline.eventprop import cuda_engine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(cuda_engine, "_missing", lambda: "numba finds no libNVVM (the CUDA compiler library)")
+    with pytest.warns(devices.DeviceWarning, match="GPU is present but .* no libNVVM .*; using the CPU engine"):
+        assert devices.resolve_device_name("auto") == "cpu"
+    import warnings
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    _one_line_warnings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        devices.resolve_device_name("auto")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: a CUDA GPU is present")
+    monkeypatch.setattr(cuda_engine, "_missing", lambda: None)
+    assert devices.resolve_device_name("auto") == "cuda"
+
+
 def test_launch_lowers_threads_to_what_the_compiled_kernel_allows(monkeypatch):
     """Seen on an H200: a 1024-thread block of the forward kernel failed with
     CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES (too many registers). The launch asks the compiled kernel."""

@@ -46,16 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warnings() -> None:
-    """Data warnings (e.g. spikes cropped by T) as `warning: ...` on stderr, not Python's two-line form."""
+    """Data and device warnings (spikes cropped by T, --device auto falling back to the CPU) as
+    `warning: ...` on stderr, not Python's two-line form."""
     import warnings
 
     from ..data.binning import CropWarning
+    from ..devices import DeviceWarning
     default = warnings.showwarning
     if getattr(default, "one_line_crop_warnings", False):
         return
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, CropWarning):
+        if issubclass(category, (CropWarning, DeviceWarning)):
             print(f"warning: {message}", file=file or sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)

@@ -71,10 +71,17 @@ def _compile_failure() -> str | None:
     return _probe[0]
 
 
+def unusable_reason() -> str | None:
+    """Why "auto" may not pick CUDA (None: a real GPU that numba can compile for)."""
+    from numba import config
+    if config.ENABLE_CUDASIM:
+        return "numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM)"
+    return _missing()
+
+
 def usable() -> bool:
     """Whether "auto" may pick CUDA: a real GPU that numba can compile for (never the simulator)."""
-    from numba import config
-    return not config.ENABLE_CUDASIM and _missing() is None
+    return unusable_reason() is None
 
 
 def cuda_module():
