@@ -99,6 +99,19 @@ def test_blend_aligns_centres_of_mass_and_keeps_chosen_spikes():
     assert sorted(zip(steps.tolist(), units.tolist())) == [(10, 2), (13, 2), (17, 4), (20, 4)]
 
 
+def test_midpoint_blend_moves_both_half_way_as_the_papers_code():
+    """The Eventprop paper's Blend: X1 += int((m2 - m1) / 2), X2 += int((m1 - m2) / 2), in time and
+    channel, int() truncating towards zero."""
+    first = (np.array([10, 20]), np.array([2, 4]))        # centre (15, 3)
+    second = (np.array([0, 5]), np.array([10, 13]))       # centre (2.5, 11.5)
+    # first: int(-12.5 / 2) = -6 steps, int(8.5 / 2) = +4 channels; second: int(6.25) = +6, int(-4.25) = -4
+    steps, units = blend_events(first, second, np.array([True, True]), np.array([True, True]), "midpoint")
+    assert sorted(zip(steps.tolist(), units.tolist())) == [(4, 6), (6, 6), (11, 9), (14, 8)]
+    steps, units = blend_events(first, (np.array([], int), np.array([], int)), np.array([True, False]),
+                                np.array([], bool), "midpoint")
+    assert list(zip(steps.tolist(), units.tolist())) == [(10, 2)]      # nothing to align with
+
+
 def test_blend_pairs_are_distinct_samples_of_one_class():
     labels = np.array([0, 0, 1, 1, 1, 2])
     pairs = draw_blend_pairs(np.random.default_rng(0), labels, 500)

@@ -48,18 +48,29 @@ def centre_of_mass(steps: np.ndarray, units: np.ndarray) -> tuple[float, float]:
     return float(np.mean(steps)), float(np.mean(units))
 
 
+BLEND_ALIGN = ("first", "midpoint")
+
+
 def blend_events(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray],
-                 keep_first: np.ndarray, keep_second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, units) of the blend: kept spikes of `first` plus kept spikes of `second` moved onto
-    first's centre of mass (offsets rounded to whole steps/channels). Not clipped, not deduplicated."""
+                 keep_first: np.ndarray, keep_second: np.ndarray, align: str = "first"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, units) of the blend: kept spikes of `first` plus kept spikes of `second`, aligned by
+    their centres of mass. align "first": second moves onto first's centre (offsets rounded to whole
+    steps/channels); "midpoint" (the Eventprop paper's code): each moves half way towards the other,
+    by int((other - own) / 2), truncated as there. Not clipped, not deduplicated."""
     (s1, u1), (s2, u2) = first, second
     t1, c1 = centre_of_mass(s1, u1)
     t2, c2 = centre_of_mass(s2, u2)
-    dt = int(np.rint(t1 - t2)) if len(s1) and len(s2) else 0
-    dc = int(np.rint(c1 - c2)) if len(s1) and len(s2) else 0
+    both = bool(len(s1) and len(s2))
+    if align == "midpoint":
+        moves = ((int((t2 - t1) / 2), int((c2 - c1) / 2)), (int((t1 - t2) / 2), int((c1 - c2) / 2))) if both \
+            else ((0, 0), (0, 0))
+    else:
+        moves = ((0, 0), (int(np.rint(t1 - t2)), int(np.rint(c1 - c2))) if both else (0, 0))
+    (dt1, dc1), (dt2, dc2) = moves
     # int64 before the offsets: compact storage is unsigned 16-bit and the offsets may be negative
-    steps = np.concatenate([s1[keep_first].astype(np.int64), s2[keep_second].astype(np.int64) + dt])
-    units = np.concatenate([u1[keep_first].astype(np.int64), u2[keep_second].astype(np.int64) + dc])
+    steps = np.concatenate([s1[keep_first].astype(np.int64) + dt1, s2[keep_second].astype(np.int64) + dt2])
+    units = np.concatenate([u1[keep_first].astype(np.int64) + dc1, u2[keep_second].astype(np.int64) + dc2])
     return steps, units
 
 
@@ -84,7 +95,7 @@ BLEND_CHUNK = 1024    # blended samples binned at a time (bounds the temporaries
 
 
 def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng: np.random.Generator,
-                 wanted: np.ndarray | None = None) -> SpikeDataset:
+                 wanted: np.ndarray | None = None, align: str = "first") -> SpikeDataset:
     """n_new blended samples (labels of their class), drawn from `data` with `rng`; binned like
     from_events (merged, clipped to the grid), a chunk at a time. wanted: a mask of the samples to
     build; the others are left empty (every random draw is still made, so the built ones are the
@@ -108,7 +119,7 @@ def make_blended(data: SpikeDataset, n_new: int, probs: tuple[float, float], rng
             s2, u2, _ = data.events(int(j))
             keep1 = rng.random(len(s1)) < probs[0]
             keep2 = rng.random(len(s2)) < probs[1]
-            s, u = blend_events((s1, u1), (s2, u2), keep1, keep2)
+            s, u = blend_events((s1, u1), (s2, u2), keep1, keep2, align)
             steps.append(s)
             units.append(u)
             lengths.append(len(s))

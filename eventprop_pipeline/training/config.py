@@ -104,6 +104,8 @@ class AugmentConfig:
     blend: bool = True
     blend_fraction: float = 0.5     # blended same-class samples added per epoch, as a share of train
     blend_probs: tuple = (0.5, 0.5)  # keep-probability of each spike of the first and second sample
+    blend_align: str = "first"      # first: second sample moved onto the first's centre of mass;
+                                    # midpoint: both moved half way (the Eventprop paper's code)
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ _RULES = {
     ("augment", "shift_probability"): (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
     ("augment", "blend_fraction"): (lambda v: v >= 0, "must be >= 0"),
     ("augment", "blend_probs"): (lambda v: all(0 <= p <= 1 for p in v), "both probabilities must be in [0, 1]"),
+    ("augment", "blend_align"): (lambda v: v in ("first", "midpoint"), "must be first or midpoint"),
     ("silent_fix", "amount"): (lambda v: v >= 0, "must be >= 0"),
 }
 

@@ -97,7 +97,8 @@ def epoch_training_set(train: SpikeDataset, cfg: TrainConfig, epoch: int, wanted
         mask = np.zeros(n_blend, bool)
         wanted = np.asarray(wanted)
         mask[wanted[wanted >= len(train)] - len(train)] = True
-    return Joined(train, make_blended(train, n_blend, cfg.augment.blend_probs, rng, wanted=mask))
+    return Joined(train, make_blended(train, n_blend, cfg.augment.blend_probs, rng, wanted=mask,
+                                      align=cfg.augment.blend_align))
 
 
 def batch_shifts(cfg: TrainConfig, epoch: int, batch: int, n: int) -> np.ndarray:
