@@ -20,9 +20,21 @@ def test_paper_presets_by_name(name, dataset):
     n, o, lo = cfg.network, cfg.optim, cfg.loss
     assert (n.hidden, n.timesteps, n.dt, n.tau_mem, n.tau_syn) == (256, 1000, 1.0, 20.0, 5.0)
     assert (o.lr, o.batch_size, o.lr_ease_in, o.lr_start, o.lr_ease_factor) == (1e-3, 32, True, 1e-6, 1.05)
-    assert (lo.reg_lambda_upper, lo.reg_nu_upper) == (2.5e-10, 14.0)
+    assert (lo.reg_lambda_upper, lo.reg_lambda_lower, lo.reg_nu_upper) == (2.5e-10, 2.5e-10, 14.0)
     assert cfg.augment.shift and cfg.augment.shift_max == 40
     assert {"shd", "ssc"} <= set(presets())
+
+
+def test_measured_recipe_files_load():
+    """Every config the README's recipe table names is a valid config (unknown keys are errors)."""
+    from pathlib import Path
+    recipes = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "recipes").glob("*.toml"))
+    assert len(recipes) >= 6
+    for path in recipes:
+        cfg = load_train_config(path)
+        assert cfg.data.dataset == "shd" and cfg.network.hidden == 256, path.name
+    paper = load_train_config(recipes[0].parent / "mlgenn_paper_augment.toml")
+    assert (paper.augment.blend_align, paper.augment.blend_fraction, paper.augment.shift_max) == ("midpoint", 1.0, 40)
 
 
 def test_timesteps_option_overrides_the_config():
