@@ -114,6 +114,36 @@ def test_make_synthetic_ssc_layout_is_what_the_generator_makes(tmp_path, capsys)
     assert "SSC has 700 channels and 35 classes" in capsys.readouterr().err
 
 
+def test_make_synthetic_checks_free_space_before_the_long_write(tmp_path, capsys, monkeypatch):
+    """An SSC-size set takes minutes to write: a disk that cannot hold it is a one-line error after the
+    first chunk, with the estimate and the free space, and nothing written. The estimate is checked
+    against real files: at least their size, at most 3x."""
+    import shutil
+    from collections import namedtuple
+
+    from eventprop_pipeline.cli import data_cmd
+    out = tmp_path / "real"
+    seen = {}
+    real_check = data_cmd.check_free_space
+
+    def spy(where, n, per_sample):
+        seen["need"] = data_cmd.DISK_MARGIN * n * (data_cmd.BYTES_PER_SAMPLE + data_cmd.BYTES_PER_EVENT * per_sample)
+        real_check(where, n, per_sample)
+
+    monkeypatch.setattr(data_cmd, "check_free_space", spy)
+    assert main(["make-synthetic", "--out", str(out), "--n-train", "300", "--n-test", "100"]) == 0
+    written = sum(f.stat().st_size for f in out.iterdir())
+    assert written <= seen["need"] <= 3 * written, (written, seen)
+    monkeypatch.setattr(data_cmd, "check_free_space", real_check)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    full = tmp_path / "full"
+    assert main(["make-synthetic", "--out", str(full), "--n-train", "300", "--n-test", "100"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would need about" in err[0] and "nothing was written" in err[0], err
+    assert not full.exists() or not any(full.rglob("*.h5*"))
+
+
 def test_blends_in_chunks_and_joined_batches_equal_the_whole(monkeypatch):
     from eventprop_pipeline.training import augment
     data = generate_split(SyntheticConfig(n_channels=50, n_classes=4, timesteps=60, n_train=40, n_test=2), "train")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..data.spike_files import SPEC, write_spike_chunks
 from ..data.synthetic import SyntheticConfig, iter_split
-from eventprop_core.errors import ConfigError
+from eventprop_core.errors import ConfigError, OutputWriteError
 from .common import add_debug, progress_enabled
 
 HELP = "write the built-in synthetic keyword-spotting set as SHD-layout HDF5 files"
@@ -57,13 +57,37 @@ def split_files(layout: str, out: Path, n_train: int, n_test: int, n_valid: int)
     return [(s, counts[s], out / folder / f"{prefix}_{s}.h5") for s in splits]
 
 
+BYTES_PER_EVENT = 4        # float16 time + uint16 unit
+BYTES_PER_SAMPLE = 64      # label, speaker and the two variable-length heap entries, roughly
+DISK_MARGIN = 1.2
+
+
+def check_free_space(out: Path, n_samples: int, events_per_sample: float) -> None:
+    """Fail before a long write that cannot fit: estimated size of all the files (from the first
+    chunk's events) against the free space where they go."""
+    import shutil
+    need = DISK_MARGIN * n_samples * (BYTES_PER_SAMPLE + BYTES_PER_EVENT * events_per_sample)
+    where = out
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise OutputWriteError(f"{out}: the files would need about {need / 1e9:.2f} GB ({n_samples} samples of "
+                               f"about {events_per_sample:.0f} spikes) but {where} has {free / 1e9:.2f} GB free; "
+                               "nothing was written. Choose another --out or fewer samples")
+
+
 def write_synthetic_files(cfg: SyntheticConfig, out: Path, *, layout: str = "synthetic", n_valid: int | None = None,
                           progress: bool = False) -> list[Path]:
     from tqdm.auto import tqdm
 
     paths = []
-    for split, n, path in split_files(layout, Path(out), cfg.n_train, cfg.n_test,
-                                      cfg.n_test if n_valid is None else n_valid):
+    files = split_files(layout, Path(out), cfg.n_train, cfg.n_test, cfg.n_test if n_valid is None else n_valid)
+    first, n_first = files[0][0], min(files[0][1], 64)
+    if n_first:     # the spikes per sample of a few samples, before anything is created on disk
+        probe = next(iter(iter_split(cfg, first, n_first)))
+        check_free_space(Path(out), sum(n for _, n, _ in files), len(probe.steps) / len(probe))
+    for split, n, path in files:
         bar = tqdm(total=n, desc=f"write {path.name}", unit="sample", disable=not progress)
 
         def chunks(split=split, n=n, bar=bar):
