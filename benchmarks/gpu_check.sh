@@ -42,6 +42,10 @@ echo "== real-GPU tests"
 timeout ${GPU_CHECK_TEST_S:-240} "$PY" -m pytest -q -rs tests/test_gpu_engine_cuda.py \
   "tests/test_eventprop_engine.py::test_cuda_engine_matches_cpu_engine" 2>&1 | tee "$OUT_DIR/gpu_tests.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+if ! grep -q " passed" "$OUT_DIR/gpu_tests.txt"; then   # all skipped is a failure here: they must run
+  echo "error: the real-GPU tests did not run (the skip reasons above say why)"
+  status=1
+fi
 
 echo "== benchmark"
 timeout ${GPU_CHECK_BENCH_S:-300} "$PY" benchmarks/train_speed.py --cuda-only 2>&1 | tee "$OUT_DIR/train_speed_cuda.txt"
