@@ -164,7 +164,7 @@ def _device_empty(cuda, shape, dtype):
 def launch(kernel, blocks: int, threads: int, *args) -> int:
     """kernel[blocks, threads'](*args) with threads' = threads lowered, in whole 32-thread groups, to
     what the compiled kernel's registers allow (a 1024-thread block needs <= 64 registers per
-    thread; seen on an H200: the float64 forward kernel needs more). Returns threads'."""
+    thread; seen on an H200: the forward kernel, float32 and float64, needs more). Returns threads'."""
     from numba import config
 
     from .cuda_kernels import GROUP
