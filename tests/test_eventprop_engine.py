@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gpu_cases
 import numpy as np
 import pytest
 import torch
@@ -43,18 +44,11 @@ def test_forward_matches_float_model_and_mlgenn_on_fixture():
 
 
 def random_problem(seed=0, B=3, T=150, n_in=40, H=24, O=5, rate=0.04, graded=False):
-    rng = np.random.default_rng(seed)
-    net = Network.initialise(n_in, H, O, params=ModelParams(timesteps=T), seed=seed,
-                             init={"input_hidden": (0.25, 0.1), "hidden_hidden": (0.0, 0.15),
-                                   "hidden_output": (0.0, 0.3)})
-    x = (rng.random((B, T, n_in)) < rate).astype(np.float32)
-    if graded:
-        x *= rng.integers(1, 3, x.shape)
-    return net, x, rng.integers(0, O, B)
+    """gpu_cases.problem at this file's sizes: longer and sparser than the GPU simulator's cases."""
+    return gpu_cases.problem(seed=seed, B=B, T=T, n_in=n_in, H=H, O=O, rate=rate, graded=graded)
 
 
-OPTIONS = [LossOptions(reg_lambda_upper=0.0), LossOptions(loss="per_timestep"),
-           LossOptions(reg_lambda_upper=1e-4, reg_lambda_lower=5e-5, reg_nu_upper=3.0)]
+OPTIONS = list(gpu_cases.OPTIONS.values())
 
 
 @pytest.mark.parametrize("opts", OPTIONS, ids=["avg", "per_timestep", "regularised"])
